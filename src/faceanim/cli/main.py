@@ -1,0 +1,88 @@
+"""The ``faceanim`` command. ``main(argv)`` is callable from tests and returns the exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from faceanim import __version__
+from faceanim.errors import FaceanimError
+
+EXIT_USER_ERROR = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="faceanim")
+def cli() -> None:
+    """Language-guided face animation (Hang et al.) on CPU, Apple MPS or CUDA."""
+
+
+@cli.command()
+@click.argument("src", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("dst", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["auto", "rosinality", "e4e", "nvlabs", "native"]),
+              default="auto", help="Source format (auto-detected from the file's first bytes).")
+@click.option("--lr-mlp", type=float, default=0.01,
+              help="Mapping-network learning-rate multiplier of rosinality checkpoints (not stored in them).")
+@click.option("--force", is_flag=True, help="Replace DST if it exists.")
+def convert(src: str, dst: str, fmt: str, lr_mlp: float, force: bool) -> None:
+    """Convert a StyleGAN2 checkpoint SRC into a native model folder DST (config.json + model.safetensors).
+
+    SRC: rosinality .pt (e.g. stylegan2-ffhq-config-f.pt), NVlabs .pkl (stylegan2-ada-pytorch /
+    stylegan3 with a StyleGAN2 generator; read without running the code inside), or an e4e .pt (its generator).
+    """
+    from pathlib import Path
+
+    from faceanim.convert import load_generator
+    from faceanim.utils.perf import tune_allocator
+
+    tune_allocator()
+    out = Path(dst)
+    if out.exists() and not force:
+        raise FaceanimError(f"{dst} already exists (use --force to replace it)")
+    if out.exists() and not out.is_dir():
+        raise FaceanimError(f"{dst} exists and is not a folder")
+    G, notes, found = load_generator(src, fmt=fmt, lr_mlp=lr_mlp)
+    G.save_pretrained(out)
+    n_params = sum(p.numel() for p in G.parameters())
+    c = G.config
+    click.echo(f"converted {found} checkpoint → {out}")
+    click.echo(f"  {c.img_resolution}x{c.img_resolution}, W+ {G.num_ws}x{c.w_dim}, z {c.z_dim}"
+               f"{f', labels {c.c_dim}' if c.c_dim else ''}, {n_params / 1e6:.1f} M parameters")
+    for note in notes:
+        click.echo(f"  note: {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line to stderr and return a non-zero code (no traceback)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=args, prog_name="faceanim", standalone_mode=False)
+    except FaceanimError as exc:
+        click.echo(f"faceanim: error: {exc}", err=True)
+        return EXIT_USER_ERROR
+    except click.exceptions.Abort:
+        click.echo("faceanim: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("faceanim: interrupted", err=True)
+        return 130
+    except MemoryError:
+        click.echo("faceanim: error: out of memory (try a smaller batch or resolution)", err=True)
+        return 1
+    except Exception as exc:  # last resort: one line, traceback only on request
+        if os.environ.get("FACEANIM_DEBUG") == "1":
+            raise
+        click.echo(f"faceanim: internal error: {type(exc).__name__}: {exc} (set FACEANIM_DEBUG=1 for the traceback)",
+                   err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""StyleGAN2 (Karras et al. 2020) in plain PyTorch, loadable from rosinality and NVlabs checkpoints."""
+
+from faceanim.models.stylegan2.config import GeneratorConfig
+from faceanim.models.stylegan2.generator import Generator
+
+__all__ = ["Generator", "GeneratorConfig"]

@@ -1,0 +1,104 @@
+"""Pure-PyTorch ops of StyleGAN2: FIR resampling, modulated convolution, bias + activation.
+
+Nothing here is compiled; every op runs on CPU, MPS and CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)  # keeps the activation variance of leaky ReLU at ~1 (StyleGAN2's def_gain)
+
+
+def setup_filter(taps: list[int] | tuple[int, ...]) -> torch.Tensor:
+    """Separable FIR taps → normalized 2-D filter ``[k, k]`` (e.g. [1,3,3,1] → outer product / 64)."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    f = f[:, None] * f[None, :]
+    return f / f.sum()
+
+
+def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
+              pad: tuple[int, int, int, int] = (0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
+    """Upsample by zero insertion, pad, convolve with the 2-D FIR filter ``f``, downsample.
+
+    x: ``[B, C, H, W]``; pad: (x0, x1, y0, y1), negative values crop. The filter is applied as a true
+    convolution (flipped), which is what StyleGAN2 does; symmetric filters make no difference.
+    """
+    b, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(b, c, h, 1, w, 1)
+        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(b, c, h * up, w * up)
+    px0, px1, py0, py1 = pad
+    x = F.pad(x, (max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)))
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    weight = (f * gain).flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, *f.shape)
+    x = F.conv2d(x, weight, groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """2× FIR upsampling of ``[B, C, H, W]`` (StyleGAN2's skip-image upsampling, pad (2, 1), gain 4).
+
+    Implemented as a strided transposed depthwise convolution, which equals zero insertion + filtering.
+    """
+    c = x.shape[1]
+    k = taps.numel()
+    f2 = (taps[:, None] * taps[None, :]) * 4.0
+    weight = f2.to(x.dtype)[None, None].expand(c, 1, k, k)
+    # Zero-insert + pad (p0, p1) + conv(k) ≡ conv_transpose(stride 2) cropped by (k - 1 - p0) at the start.
+    p0 = (k - 2 + 1) // 2 + 1
+    y = F.conv_transpose2d(x, weight, stride=2, groups=c)
+    start = k - 1 - p0
+    size_h, size_w = x.shape[2] * 2, x.shape[3] * 2
+    return y[:, :, start:start + size_h, start:start + size_w]
+
+
+def blur2d(x: torch.Tensor, taps: torch.Tensor, pad: tuple[int, int], gain: float = 1.0) -> torch.Tensor:
+    """``upfirdn2d(x, outer(taps), pad=(p0, p1, p0, p1), gain)`` for a symmetric separable filter, as one
+    depthwise 2-D convolution (fastest on CPU in channels-last layout, where it is a single pass)."""
+    c = x.shape[1]
+    f = (taps[:, None] * taps[None, :] * gain).flip([0, 1]).to(x.dtype)
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, up: bool = False,
+                     blur_taps: torch.Tensor | None = None) -> torch.Tensor:
+    """Modulate → convolve (no demodulation; see :func:`demodulation_coefficients`), batched "non-fused" form.
+
+    x: ``[B, I, H, W]``; weight: ``[O, I, k, k]``; styles: ``[B, I]``. Scaling the activations before one
+    shared convolution equals convolving each sample with its own modulated kernel, and is much faster
+    for many frames at once. With ``up``: 2× transposed convolution, then the FIR blur (pad 1, gain 4).
+    Returns ``[B, O, H', W']``.
+    """
+    b, i = styles.shape
+    x = x * styles.reshape(b, i, 1, 1).to(x.dtype)
+    if up:
+        x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+        return blur2d(x, blur_taps, pad=(1, 1), gain=4.0)
+    return F.conv2d(x, weight.to(x.dtype), padding=weight.shape[-1] // 2)
+
+
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """``1 / ‖w_o ⊙ s‖`` per sample and output channel, ``[B, O]`` (eps 1e-8 as in StyleGAN2).
+
+    Uses Σ_{i,k} (w_oik·s_i)² = Σ_i s_i²·Σ_k w_oik²: a ``[B, I] × [I, O]`` product, never a
+    ``[B, O, I, k, k]`` tensor.
+    """
+    return (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()
+
+
+def bias_lrelu(x: torch.Tensor, bias: torch.Tensor, gain: float = LRELU_GAIN, clamp: float | None = None) -> torch.Tensor:
+    """Add a per-channel bias, leaky ReLU (0.2), multiply by ``gain``, optionally clamp to ±clamp."""
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    x = F.leaky_relu(x + bias.reshape(shape).to(x.dtype), LRELU_SLOPE) * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x

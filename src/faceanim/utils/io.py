@@ -1,0 +1,126 @@
+"""Files: atomic writes and the native model format (``config.json`` + ``model.safetensors``)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, TypeVar
+
+import torch
+
+from faceanim.errors import CheckpointError, FaceanimError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def atomic_path(dst: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``dst``; it replaces ``dst`` only if the block succeeds.
+
+    An interrupted or failed write leaves no partial file at ``dst``.
+    """
+    dst = Path(dst)
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise FaceanimError(f"output folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise FaceanimError(f"output folder is not writable: {parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix or dst.suffix or ".tmp", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dst)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(dst: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``dst`` that becomes ``dst`` only if the block succeeds.
+
+    An existing ``dst`` is replaced only after the new one is complete.
+    """
+    dst = Path(dst)
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise FaceanimError(f"output folder does not exist: {parent}")
+    if dst.exists() and not dst.is_dir():
+        raise FaceanimError(f"output exists and is not a folder: {dst}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=parent))
+    try:
+        yield tmp
+        if dst.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=parent))
+            os.replace(dst, old / "x")
+            os.replace(tmp, dst)
+            _rmtree(old)
+        else:
+            os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            _rmtree(tmp)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def config_to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def save_pretrained(folder: str | os.PathLike, config: Any, state_dict: dict[str, torch.Tensor], kind: str) -> Path:
+    """Write ``config.json`` (with a ``kind`` tag) and ``model.safetensors`` into ``folder`` atomically."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    payload = {"kind": kind, **config_to_dict(config)}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    with atomic_dir(folder) as tmp:
+        (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"kind": kind})
+    return folder
+
+
+def read_config(folder: str | os.PathLike, kind: str) -> dict:
+    """Read ``config.json`` of a native model folder and check its ``kind``."""
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    if not folder.is_dir():
+        raise CheckpointError(f"not a model folder (expected {CONFIG_NAME} + {WEIGHTS_NAME}): {folder}")
+    if not path.is_file():
+        raise CheckpointError(f"missing {CONFIG_NAME} in {folder}")
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    if not isinstance(payload, dict) or payload.get("kind") != kind:
+        found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{folder} holds a {found!r} model, expected {kind!r}")
+    payload.pop("kind")
+    return payload
+
+
+def load_weights(folder: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load ``model.safetensors`` (no pickle involved)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(folder) / WEIGHTS_NAME
+    if not path.is_file():
+        raise CheckpointError(f"missing {WEIGHTS_NAME} in {folder}")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None

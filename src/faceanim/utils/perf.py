@@ -1,0 +1,44 @@
+"""Process-level speed settings for CPU inference and training."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_tuned: bool | None = None
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory inside glibc's heap instead of returning it to the kernel.
+
+    Large tensors are otherwise ``mmap``-ed and zeroed by the kernel on every allocation, which costs
+    40–50% of CPU time in generator inference (the same effect as starting Python with
+    ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=…``). A no-op off glibc/Linux or when
+    ``FACEANIM_NO_MALLOC_TUNING=1``. Returns whether the setting was applied.
+    """
+    global _tuned
+    if _tuned is not None:
+        return _tuned
+    _tuned = False
+    if os.environ.get("FACEANIM_NO_MALLOC_TUNING") == "1" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        return False
+    _tuned = bool(ok)
+    return _tuned
+
+
+def allocator_setting() -> str:
+    """Human-readable name of the allocator setting in force (for benchmark reports)."""
+    if _tuned:
+        return "glibc mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1)"
+    if os.environ.get("MALLOC_MMAP_MAX_") == "0":
+        return "glibc via MALLOC_MMAP_MAX_=0 environment"
+    return "default allocator"
