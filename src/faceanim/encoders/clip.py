@@ -1,0 +1,399 @@
+"""CLIP image/text encoder on top of open_clip, loadable offline from OpenAI archives, open_clip
+state dicts and our native folders.
+
+The motion model is conditioned by one CLIP (the paper's code: RN50, fine-tuned) and the
+contrastive loss reads another (ViT-B/32, frozen); each is its own :class:`CLIPEncoder`.
+Nothing here downloads: pretrained weights are files the user brings (see :func:`default_cache_dir`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+from open_clip.tokenizer import SimpleTokenizer
+from torch import nn
+
+from faceanim.errors import CheckpointError, FaceanimError
+from faceanim.prompts import apply_template
+from faceanim.utils.io import load_weights, read_config, save_pretrained
+
+KIND = "clip"
+BPE_VOCAB_SIZE = 49408  # OpenAI BPE (open_clip's SimpleTokenizer): 49152 merges/bytes + 2 special tokens + padding
+OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")  # ints stored beside the weights
+_UNSUPPORTED = {  # open_clip features that need another tokenizer/tower or a download
+    "hf_model_name": "Hugging Face text towers",
+    "hf_tokenizer_name": "Hugging Face tokenizers",
+    "timm_model_name": "timm image towers",
+    "custom_text": "CustomTextCLIP layouts",
+    "init_logit_bias": "SigLIP models",
+    "multimodal_cfg": "CoCa models",
+}
+
+
+def default_cache_dir() -> Path:
+    """Where bare model names ("RN50") are looked up: ``$FACEANIM_HOME/clip``, else ``~/.cache/faceanim/clip``."""
+    home = os.environ.get("FACEANIM_HOME")
+    return (Path(home) if home else Path.home() / ".cache" / "faceanim") / "clip"
+
+
+@dataclass
+class CLIPConfig:
+    """An open_clip CLIP architecture plus its image normalization; saved as ``config.json``."""
+
+    embed_dim: int                        # width D of the joint image-text embedding
+    vision_cfg: dict[str, Any]            # open_clip CLIPVisionCfg fields: layers ([4] = ModifiedResNet, int = ViT), width, patch_size, image_size, …
+    text_cfg: dict[str, Any]              # open_clip CLIPTextCfg fields: context_length, vocab_size, width, heads, layers, …
+    name: str = "custom"                  # architecture label ("RN50", "ViT-B-32", or ours)
+    quick_gelu: bool = False              # QuickGELU activations (True for OpenAI-trained weights)
+    mean: tuple[float, float, float] = OPENAI_DATASET_MEAN  # per-channel mean of the [0, 1] input image
+    std: tuple[float, float, float] = OPENAI_DATASET_STD    # per-channel std of the [0, 1] input image
+
+    def __post_init__(self) -> None:
+        # A JSON round trip makes configs built in code equal to configs read from disk (tuples → lists).
+        self.vision_cfg = json.loads(json.dumps(self.vision_cfg))
+        self.text_cfg = json.loads(json.dumps(self.text_cfg))
+        self.mean = tuple(float(x) for x in self.mean)  # type: ignore[assignment]
+        self.std = tuple(float(x) for x in self.std)  # type: ignore[assignment]
+        if not isinstance(self.embed_dim, int) or self.embed_dim <= 0:
+            raise CheckpointError(f"CLIP embed_dim must be a positive integer, got {self.embed_dim!r}")
+        for label, cfg, known in (("vision_cfg", self.vision_cfg, CLIPVisionCfg), ("text_cfg", self.text_cfg, CLIPTextCfg)):
+            names = {f.name for f in dataclasses.fields(known)}
+            unknown = sorted(set(cfg) - names)
+            if unknown:
+                raise CheckpointError(f"CLIP {label} has unknown fields {unknown}")
+            for key, what in _UNSUPPORTED.items():
+                if cfg.get(key):
+                    raise CheckpointError(f"CLIP {label}.{key} is set: {what} are not supported")
+        if not isinstance(self.image_size, int) or self.image_size <= 0:
+            raise CheckpointError(f"CLIP image_size must be one positive integer, got {self.image_size!r}")
+        vocab = self.text_cfg.get("vocab_size", CLIPTextCfg.vocab_size)
+        if vocab < BPE_VOCAB_SIZE:
+            raise CheckpointError(f"CLIP vocab_size {vocab} is smaller than the OpenAI BPE vocabulary ({BPE_VOCAB_SIZE})")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise CheckpointError("CLIP mean and std must have 3 entries each, std > 0")
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square image the visual tower reads."""
+        return self.vision_cfg.get("image_size", CLIPVisionCfg.image_size)
+
+    @property
+    def context_length(self) -> int:
+        """Number of text tokens, start and end tokens included."""
+        return self.text_cfg.get("context_length", CLIPTextCfg.context_length)
+
+    @classmethod
+    def from_open_clip(cls, arch: str, quick_gelu: bool | None = None) -> "CLIPConfig":
+        """The config of an architecture shipped with open_clip ("RN50", "ViT-B-32", "ViT-B/32"); offline."""
+        name = arch.replace("/", "-")
+        cfg = open_clip.get_model_config(name)
+        if cfg is None:
+            shown = ", ".join([m for m in open_clip.list_models() if m.startswith(("RN", "ViT-B"))][:8])
+            raise CheckpointError(f"unknown CLIP architecture {arch!r}; open_clip knows e.g. {shown}, … (open_clip.list_models())")
+        extra = [k for k in cfg if k in _UNSUPPORTED]
+        if extra:
+            raise CheckpointError(f"CLIP architecture {arch!r} uses {_UNSUPPORTED[extra[0]]}, which are not supported")
+        qg = cfg.get("quick_gelu", False) if quick_gelu is None else quick_gelu
+        return cls(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"], name=name, quick_gelu=qg)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> "CLIPConfig":
+        """Build from a ``config.json`` payload; unknown or missing fields raise CheckpointError."""
+        try:
+            return cls(**payload)
+        except TypeError as exc:
+            raise CheckpointError(f"invalid CLIP config ({exc})") from None
+
+
+class CLIPEncoder(nn.Module):
+    """An open_clip ``CLIP`` with our image preprocessing, prompt templating and checkpoint formats.
+
+    Modules built by the constructors are in eval mode. Parameters stay trainable (the paper
+    fine-tunes the conditioning CLIP); freeze a loss CLIP with ``requires_grad_(False)``. Note that
+    ``train()`` switches a ResNet tower's BatchNorm to batch statistics, as for any nn.Module.
+    """
+
+    def __init__(self, config: CLIPConfig) -> None:
+        super().__init__()
+        self.config = config
+        try:
+            self.model = open_clip.model.CLIP(
+                embed_dim=config.embed_dim,
+                vision_cfg=CLIPVisionCfg(**config.vision_cfg),
+                text_cfg=CLIPTextCfg(**config.text_cfg),
+                quick_gelu=config.quick_gelu,
+            )
+        except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
+            raise CheckpointError(f"open_clip cannot build CLIP {config.name!r} ({exc})") from None
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        self.eval()
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def from_config(cls, config: CLIPConfig | dict[str, Any]) -> "CLIPEncoder":
+        """Randomly initialized CLIP of the given architecture (for our own small CLIPs and tests)."""
+        return cls(config if isinstance(config, CLIPConfig) else CLIPConfig.from_dict(config))
+
+    @classmethod
+    def from_pretrained(
+        cls, src: str | os.PathLike, arch: str | None = None, cache_dir: str | os.PathLike | None = None
+    ) -> "CLIPEncoder":
+        """Load CLIP weights from a file, a native folder or a bare model name; never downloads.
+
+        Args:
+            src: one of
+                - an OpenAI TorchScript archive (``RN50.pt``, ``ViT-B-32.pt``); the architecture is
+                  read from the weights' shapes unless ``arch`` is given; QuickGELU is used;
+                - an open_clip/PyTorch state dict (``.pt``, ``.bin``, ``.safetensors``); pass ``arch``
+                  unless it is in OpenAI's layout (then it is inferred as above);
+                - a native folder written by :meth:`save_pretrained`;
+                - a bare name ("RN50", "ViT-B-32", "ViT-B/32") looked up as ``<name>.pt`` or folder
+                  ``<name>/`` in ``cache_dir`` (default :func:`default_cache_dir`).
+            arch: open_clip architecture name, e.g. "RN50-quickgelu" or "ViT-B-32".
+            cache_dir: where bare names are looked up.
+
+        Raises:
+            CheckpointError: missing, unreadable, truncated or non-CLIP file, or weights that do not
+                match the architecture; the message is one line.
+        """
+        path = Path(src)
+        if not path.exists():
+            path, arch = _cached_path(str(src), cache_dir), arch or _known_arch(str(src))
+        if path.is_dir():
+            encoder = cls(CLIPConfig.from_dict(read_config(path, KIND)))
+            _load_into(encoder.model, load_weights(path), path)
+            return encoder
+        state_dict, is_archive = _read_state_dict(path)
+        if arch is not None:
+            # OpenAI's archives were trained with QuickGELU whatever open_clip's same-named config says.
+            config = CLIPConfig.from_open_clip(arch, quick_gelu=True if is_archive else None)
+        else:
+            config = _config_from_openai_state_dict(state_dict, name=path.stem, source=path)
+        encoder = cls(config)
+        _load_into(encoder.model, state_dict, path)
+        return encoder
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (no pickle), loadable by :meth:`from_pretrained`."""
+        return save_pretrained(folder, self.config, self.model.state_dict(), kind=KIND)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def context_length(self) -> int:
+        return self.config.context_length
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    # ----------------------------------------------------------------- encoding
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Generator images ``[B, 3, H, W]`` in [-1, 1] → CLIP input ``[B, 3, S, S]``, S = image_size.
+
+        Mirrors CLIP's PIL preprocessing on tensors, differentiably: map to [0, 1], resize the
+        shorter side to S (bicubic, antialiased like PIL's), center-crop S×S, normalize with
+        mean/std. No clamping, so gradients also reach pixels outside [-1, 1].
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise FaceanimError(f"expected images of shape [B, 3, H, W], got {list(images.shape)}")
+        x = (images.to(self.mean.dtype) + 1) / 2
+        s = self.image_size
+        h, w = x.shape[-2:]
+        if min(h, w) != s:
+            # Same output size rule as torchvision's Resize(int): shorter side → s, longer side truncated.
+            size = (s, int(s * w / h)) if h <= w else (int(s * h / w), s)
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+            h, w = size
+        top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+        x = x[..., top : top + s, left : left + s]
+        return (x - self.mean) / self.std
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Embed generator images ``[B, 3, H, W]`` in [-1, 1] (any H, W) → ``[B, D]``, unit-norm if ``normalize``."""
+        return self.model.encode_image(self.preprocess(images), normalize=normalize)
+
+    def tokenize(self, prompts: list[str], template: str | None = None) -> torch.Tensor:
+        """Template and tokenize ``prompts`` → token ids ``[B, context_length]`` (long, on the encoder's device).
+
+        Raises:
+            FaceanimError: no prompts, an empty prompt, or a prompt longer than the context (never truncated).
+        """
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if len(prompts) == 0:
+            raise FaceanimError("no prompts given")
+        texts = [apply_template(p, template) for p in prompts]
+        tokenizer = _tokenizer(self.context_length)
+        for text in texts:
+            n = len(tokenizer.encode(text)) + 2  # + start and end tokens
+            if n > self.context_length:
+                raise FaceanimError(
+                    f"prompt too long for CLIP {self.config.name!r}: {n} tokens, limit {self.context_length} ({text[:60]!r}…)"
+                )
+        return tokenizer(texts).to(self.device)
+
+    def encode_text(self, prompts: list[str], template: str | None = None, normalize: bool = True) -> torch.Tensor:
+        """Embed prompts → ``[B, D]``, unit-norm if ``normalize``; ``template`` as in :func:`faceanim.prompts.apply_template`."""
+        return self.model.encode_text(self.tokenize(prompts, template), normalize=normalize)
+
+    def extra_repr(self) -> str:
+        return f"name={self.config.name!r}, embed_dim={self.embed_dim}, image_size={self.image_size}, context_length={self.context_length}"
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(context_length: int) -> SimpleTokenizer:
+    """open_clip's OpenAI BPE tokenizer (vocabulary shipped with open_clip), shared by all encoders."""
+    return SimpleTokenizer(context_length=context_length)
+
+
+def _known_arch(name: str) -> str | None:
+    """open_clip's spelling of a built-in architecture name ("ViT-B/32" → "ViT-B-32"), or None."""
+    arch = name.replace("/", "-")
+    return arch if open_clip.get_model_config(arch) is not None else None
+
+
+def _cached_path(name: str, cache_dir: str | os.PathLike | None) -> Path:
+    """Resolve a bare model name to ``<cache>/<name>.pt`` or ``<cache>/<name>/``; anything else must exist."""
+    stem = _known_arch(name) or name
+    if "/" in stem or os.sep in stem or Path(stem).suffix in {".pt", ".pth", ".bin", ".safetensors"}:
+        raise CheckpointError(f"CLIP checkpoint not found: {name}")
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    for candidate in (folder / f"{stem}.pt", folder / stem):
+        if candidate.exists():
+            return candidate
+    raise CheckpointError(
+        f"CLIP weights {name!r} not found: put OpenAI's {stem}.pt (or a folder saved by faceanim) in {folder}, "
+        "set FACEANIM_HOME, or pass a file path (faceanim never downloads)"
+    )
+
+
+def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
+    """Read tensors from a TorchScript archive, a safetensors file or a ``torch.save`` file (weights only).
+
+    Returns ``(state_dict, is_torchscript_archive)``.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"CLIP checkpoint not found: {path}")
+    bad = f"{path} is not a readable CLIP checkpoint"
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path)), False
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{bad} (safetensors: {exc})") from None
+    if _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; still the only reader
+                module = torch.jit.load(str(path), map_location="cpu")
+            return dict(module.state_dict()), True
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt archives
+            raise CheckpointError(f"{bad} (TorchScript: {str(exc).splitlines()[0]})") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated/foreign files raise RuntimeError, UnpicklingError, EOFError, KeyError…
+        detail = (str(exc).splitlines() or [""])[0][:120]
+        raise CheckpointError(
+            f"{bad}: not a TorchScript archive, torch.save file or safetensors file, or truncated "
+            f"({type(exc).__name__}: {detail})"
+        ) from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} holds no state dict of tensors")
+    if all(k.startswith("module.") for k in obj):  # saved from DistributedDataParallel
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj, False
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _config_from_openai_state_dict(sd: dict[str, torch.Tensor], name: str, source: Path) -> CLIPConfig:
+    """Read the architecture of a CLIP in OpenAI's layout from its tensor shapes.
+
+    Same rules as open_clip's ``build_model_from_openai_state_dict`` (heads = width // 64), which we
+    do not call because it casts the weights to float16 and so would round fine-tuned fp32 weights.
+    """
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix) :].split(".")[0] for k in sd if k.startswith(prefix)})
+
+    try:
+        if "visual.proj" in sd:  # ViT
+            width, _, patch, _ = sd["visual.conv1.weight"].shape
+            grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+            vision = {"layers": count("visual.transformer.resblocks."), "width": width, "patch_size": patch, "image_size": patch * grid}
+        else:  # ModifiedResNet: 4 stages, attention pooling over a (image_size / 32)² grid
+            grid = round((sd["visual.attnpool.positional_embedding"].shape[0] - 1) ** 0.5)
+            vision = {
+                "layers": [count(f"visual.layer{i}.") for i in range(1, 5)],
+                "width": sd["visual.layer1.0.conv1.weight"].shape[0],
+                "patch_size": None,
+                "image_size": grid * 32,
+            }
+        text_width = sd["ln_final.weight"].shape[0]
+        text = {
+            "context_length": sd["positional_embedding"].shape[0],
+            "vocab_size": sd["token_embedding.weight"].shape[0],
+            "width": text_width,
+            "heads": max(text_width // 64, 1),
+            "layers": count("transformer.resblocks."),
+        }
+        embed_dim = sd["text_projection"].shape[1]
+    except (KeyError, ValueError, IndexError) as exc:
+        missing = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+        raise CheckpointError(
+            f"{source} is not a CLIP in OpenAI's layout ({missing}); for an open_clip checkpoint pass arch=..."
+        ) from None
+    return CLIPConfig(embed_dim=int(embed_dim), vision_cfg=vision, text_cfg=text, name=name, quick_gelu=True)
+
+
+def _load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: Path) -> None:
+    """Copy ``state_dict`` into ``model`` (float tensors → the model's dtype); any mismatch → one-line CheckpointError."""
+    expected = model.state_dict()
+    sd = {k: v for k, v in state_dict.items() if k not in OPENAI_EXTRA_KEYS}
+    # Buffers rebuilt by the model (e.g. the causal attn_mask, stored by traced archives).
+    sd = {k: v for k, v in sd.items() if k in expected or k.split(".")[-1] != "attn_mask"}
+    missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k} {list(sd[k].shape)}≠{list(v.shape)}" for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:2])})")
+        raise CheckpointError(f"{source} does not match CLIP architecture: {'; '.join(parts)}")
+    cast = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in sd.items()}
+    model.load_state_dict(cast, strict=False)
