@@ -1,0 +1,109 @@
+"""Sources of w_s: real images with their inverted W+ codes (e.g. e4e on CelebA-HQ), or codes sampled
+through the generator's mapping network (generator-only domains)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from faceanim.errors import FaceanimError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def load_latents(path: str | os.PathLike) -> dict[str, torch.Tensor] | torch.Tensor:
+    """Read inverted codes: a tensor ``[N, num_ws, w_dim]`` (images matched in sorted-name order) or a mapping
+    image name → ``[num_ws, w_dim]``. Accepts ``.safetensors``, ``.pt`` (read with weights_only) and ``.npy``/``.npz``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceanimError(f"latents file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            data = load_file(str(path))
+            return data["latents"] if set(data) == {"latents"} else data
+        if path.suffix in (".npy", ".npz"):
+            arr = np.load(path, allow_pickle=False)
+            if isinstance(arr, np.lib.npyio.NpzFile):
+                return {k: torch.from_numpy(arr[k]).float() for k in arr.files}
+            return torch.from_numpy(arr).float()
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FaceanimError:
+        raise
+    except Exception as exc:
+        raise FaceanimError(f"cannot read latents from {path} ({type(exc).__name__}: {exc})") from None
+    if isinstance(data, dict) and "latents" in data and isinstance(data["latents"], torch.Tensor) and len(data) == 1:
+        data = data["latents"]
+    if not isinstance(data, (dict, torch.Tensor)):
+        raise FaceanimError(f"{path}: expected a tensor [N, num_ws, w_dim] or a dict name → tensor")
+    return data
+
+
+class ImageLatentDataset(torch.utils.data.Dataset):
+    """Aligned face images with their inverted codes; item: ``{"image": [3, R, R] in [-1, 1], "w_inv": [num_ws, w_dim], "name"}``."""
+
+    def __init__(self, image_dir: str | os.PathLike, latents: str | os.PathLike, image_size: int,
+                 num_ws: int | None = None, w_dim: int | None = None):
+        image_dir = Path(image_dir)
+        if not image_dir.is_dir():
+            raise FaceanimError(f"image folder not found: {image_dir}")
+        files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise FaceanimError(f"no images ({', '.join(IMAGE_EXTS)}) in {image_dir}")
+        codes = load_latents(latents)
+        if isinstance(codes, torch.Tensor):
+            if codes.shape[0] != len(files):
+                raise FaceanimError(f"{latents} holds {codes.shape[0]} codes for {len(files)} images in {image_dir}")
+            pairs = list(zip(files, codes))
+        else:
+            by_name = {k: v for k, v in codes.items()}
+            pairs = []
+            for f in files:
+                key = f.name if f.name in by_name else f.stem
+                if key in by_name:
+                    pairs.append((f, by_name[key]))
+            if not pairs:
+                raise FaceanimError(f"no image in {image_dir} has a code in {latents} (keys are file names or stems)")
+        shape = tuple(pairs[0][1].shape)
+        if len(shape) != 2 or (num_ws and shape[0] != num_ws) or (w_dim and shape[1] != w_dim):
+            raise FaceanimError(f"codes in {latents} have shape {list(shape)}, the generator needs [{num_ws}, {w_dim}]")
+        self.items = pairs
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, idx: int) -> dict:
+        from PIL import Image
+
+        path, code = self.items[idx]
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (self.image_size, self.image_size):
+                im = im.resize((self.image_size, self.image_size), Image.Resampling.LANCZOS)
+            arr = np.asarray(im, dtype=np.float32)
+        image = torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0
+        return {"image": image, "w_inv": code.float(), "name": path.name}
+
+
+class SampledLatents:
+    """w_s = truncate(mapping(z)) for z drawn from a seed per item: item ``i`` is always the same face."""
+
+    def __init__(self, generator, num_items: int = 100_000, truncation_psi: float = 0.7, seed: int = 0):
+        self.G, self.num_items, self.psi, self.seed = generator, num_items, truncation_psi, seed
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    @torch.no_grad()
+    def codes(self, indices: list[int]) -> torch.Tensor:
+        """W+ codes ``[len(indices), num_ws, w_dim]`` on the generator's device."""
+        device = self.G.w_avg.device
+        z = torch.stack([torch.randn(self.G.z_dim, generator=torch.Generator().manual_seed(self.seed * 7_919 + i))
+                         for i in indices]).to(device)
+        c = torch.zeros(len(indices), self.G.c_dim, device=device) if self.G.c_dim else None
+        return self.G.to_wplus(self.G.truncate(self.G.mapping(z, c), self.psi)).contiguous()

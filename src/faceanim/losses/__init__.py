@@ -1,0 +1,8 @@
+"""Losses of section III-E as modules that return named terms."""
+
+from faceanim.losses.animation import AnimationLoss, LossWeights
+from faceanim.losses.contrastive import ContrastiveLoss
+from faceanim.losses.lpips import LPIPSLoss
+from faceanim.losses.regularization import PathRegularization, WRegularization
+
+__all__ = ["AnimationLoss", "ContrastiveLoss", "LPIPSLoss", "LossWeights", "PathRegularization", "WRegularization"]

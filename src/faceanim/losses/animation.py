@@ -1,0 +1,79 @@
+"""The overall objective (eq. 12): a weighted sum of named terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from faceanim.losses.contrastive import ContrastiveLoss
+from faceanim.losses.lpips import LPIPSLoss
+from faceanim.losses.regularization import PathRegularization, WRegularization
+
+
+@dataclass
+class LossWeights:
+    """λ of eq. 12; the paper's defaults (IV-A-2)."""
+
+    w_reg: float = 1.0
+    path_reg: float = 1.0
+    contrastive: float = 0.5
+    lpips: float = 1.0
+
+
+class AnimationLoss(nn.Module):
+    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips.
+
+    ``pixel_frames(T)`` says which frames must be rendered: the last one for the contrastive term and the
+    first one for LPIPS; the latent terms read no pixels, so the trainer runs the generator only on those.
+    ``forward`` returns the weighted total and the unweighted terms (only those with non-zero weight).
+    """
+
+    def __init__(self, weights: LossWeights, contrastive: ContrastiveLoss | None = None,
+                 lpips: LPIPSLoss | None = None, path_order: int = 2, reduction: str = "mean"):
+        super().__init__()
+        self.weights = weights
+        self.w_reg = WRegularization(reduction)
+        self.path_reg = PathRegularization(path_order, reduction)
+        self.contrastive = contrastive
+        self.lpips = lpips
+        if weights.contrastive and contrastive is None:
+            raise ValueError("a non-zero contrastive weight needs a ContrastiveLoss (the loss CLIP)")
+
+    @property
+    def active(self) -> dict[str, float]:
+        """Terms that contribute: non-zero weight and computable (LPIPS needs its backbone weights)."""
+        w = self.weights
+        terms = {"w_reg": w.w_reg, "path_reg": w.path_reg, "contrastive": w.contrastive}
+        if w.lpips and self.lpips is not None and self.lpips.available:
+            terms["lpips"] = w.lpips
+        return {k: v for k, v in terms.items() if v}
+
+    def pixel_frames(self, num_frames: int) -> list[int]:
+        frames = set()
+        if "contrastive" in self.active:
+            frames.add(num_frames - 1)
+        if "lpips" in self.active:
+            frames.add(0)
+        return sorted(frames)
+
+    def forward(self, ws: torch.Tensor, w_s: torch.Tensor, frames: dict[int, torch.Tensor], prompts: list[str],
+                source: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """ws ``[B, T, num_ws, w_dim]``; w_s ``[B, num_ws, w_dim]``; frames: index → ``[B, 3, H, W]`` for the
+        indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS)."""
+        active = self.active
+        T = ws.shape[1]
+        terms: dict[str, torch.Tensor] = {}
+        if "w_reg" in active:
+            terms["w_reg"] = self.w_reg(ws, w_s)
+        if "path_reg" in active:
+            terms["path_reg"] = self.path_reg(ws)
+        if "contrastive" in active:
+            terms["contrastive"] = self.contrastive(frames[T - 1], prompts)
+        if "lpips" in active:
+            if source is None:
+                raise ValueError("LPIPS needs the source image")
+            terms["lpips"] = self.lpips(frames[0], source)
+        total = sum(active[k] * v for k, v in terms.items())
+        return total, terms

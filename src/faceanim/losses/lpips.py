@@ -1,0 +1,49 @@
+"""LPIPS perceptual loss (section III-E) through the ``lpips`` package, when its backbone weights exist."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LPIPSLoss(nn.Module):
+    """LPIPS between the first frame and the source image (as the official code does).
+
+    The ``lpips`` package ships only its linear heads; the AlexNet/VGG backbone comes from torchvision's
+    weight cache. Without those weights the term cannot be computed: ``available`` is False, a one-line
+    warning says why, and the composite loss drops the term.
+    """
+
+    def __init__(self, net: str = "alex"):
+        super().__init__()
+        self.net, self.available, self.reason = net, False, ""
+        self.model: nn.Module | None = None
+        try:
+            import lpips  # noqa: F401
+        except ImportError:
+            self.reason = "the 'lpips' package is not installed (pip install lpips)"
+            return
+        try:
+            import os
+
+            import torchvision
+
+            enum = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights", "squeeze": "SqueezeNet1_1_Weights"}[net]
+            url = getattr(torchvision.models, enum).DEFAULT.url
+            fname = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+            if not os.path.isfile(fname):
+                self.reason = (f"LPIPS backbone weights for '{net}' are not in {os.path.dirname(fname)} "
+                               f"(expected {os.path.basename(fname)}); the LPIPS term is disabled")
+                return
+            import lpips
+
+            self.model = lpips.LPIPS(net=net, verbose=False).eval().requires_grad_(False)
+            self.available = True
+        except Exception as exc:  # a broken weight file must not stop training: report and disable
+            self.reason = f"LPIPS could not be built ({type(exc).__name__}: {exc}); the LPIPS term is disabled"
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x, y: ``[B, 3, H, W]`` in [-1, 1] → mean LPIPS distance."""
+        if not self.available or self.model is None:
+            raise RuntimeError(self.reason)
+        return self.model(x, y).mean()

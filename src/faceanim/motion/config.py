@@ -1,0 +1,33 @@
+"""Typed configuration of the motion model, saved as ``config.json`` beside its weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faceanim.errors import FaceanimError
+
+MODES = ("image", "latent")
+
+
+@dataclass
+class MotionConfig:
+    z_dim: int = 1024                 # width of z⁽ⁱ⁾ = the conditioning CLIP's embedding width (RN50: 1024)
+    h_dim: int = 384                  # width of the hidden state h⁽ⁱ⁾ (W₁: h_dim×z_dim, W₃: h_dim×2h_dim, IV-A-1)
+    num_ws: int = 18                  # W+ entries of the generator (FFHQ-1024: 18)
+    w_dim: int = 512                  # W width of the generator
+    mapper_hidden: int = 1024         # hidden width of the mappers H_v, H_t
+    mapper_layers: int = 3            # linear layers per mapper
+    h0_std: float = 0.1               # h⁽¹⁾ ~ N(0, 0.01·I): standard deviation 0.1
+    residual_rate: float = 0.2        # r₁ = r₂ during training (eq. 4–5)
+    slope: float = 0.1                # negative slope of σ, the leaky ReLU of eq. 3–5
+    mode: str = "image"               # "image": visual encoder on (real photos); "latent": w_s sampled, no E_v
+    mapper_input: str = "code"        # "code": Δw⁽ⁱ⁾ = H_t(z⁽ⁱ⁾) (eq. 7); "offset": H_t(z⁽ⁱ⁾ − z⁽¹⁾) (official code)
+    template: str = "The person is {}."  # prompt template used with this model (paper IV-F-3)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise FaceanimError(f"motion mode must be one of {MODES}, got {self.mode!r}")
+        if self.mapper_input not in ("code", "offset"):
+            raise FaceanimError(f"mapper_input must be 'code' or 'offset', got {self.mapper_input!r}")
+        if min(self.z_dim, self.h_dim, self.num_ws, self.w_dim, self.mapper_hidden, self.mapper_layers) <= 0:
+            raise FaceanimError("motion model widths and depths must be positive")

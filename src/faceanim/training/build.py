@@ -1,0 +1,128 @@
+"""Builds the objects a training run needs from a :class:`TrainConfig`, and the distributed context."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from faceanim.errors import FaceanimError
+from faceanim.training.config import TrainConfig
+from faceanim.training.trainer import DistInfo, Trainer
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FaceanimError("--device cuda requested but CUDA is not available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FaceanimError("--device mps requested but Apple MPS is not available")
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(name)
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Set up torch.distributed when launched by torchrun (gloo on CPU, NCCL on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def next_run_dir(out_dir: str | os.PathLike, name: str) -> Path:
+    """``out_dir/00007-name`` with the next free number."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    nums = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    safe = re.sub(r"[^\w.-]+", "_", name)[:60] or "run"
+    return out / f"{(max(nums) + 1) if nums else 0:05d}-{safe}"
+
+
+def load_clip(spec, cache_dir: str | None):
+    from faceanim.encoders.clip import CLIPEncoder
+
+    if isinstance(spec, dict):
+        return CLIPEncoder.from_config(spec)
+    return CLIPEncoder.from_pretrained(str(spec), cache_dir=cache_dir)
+
+
+def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
+    from faceanim.convert import load_generator
+    from faceanim.data import ImageLatentDataset, SampledLatents, StepBatchSampler, load_prompts
+    from faceanim.losses import AnimationLoss, ContrastiveLoss, LossWeights, LPIPSLoss
+    from faceanim.motion import LanguageGuidedAnimator, MotionConfig
+
+    device = pick_device(cfg.device)
+    dist = init_distributed(device)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+
+    if not cfg.generator:
+        raise FaceanimError("the config names no `generator`")
+    G, _, _ = load_generator(cfg.generator)
+    G = G.to(device).eval().requires_grad_(False)
+    prompts = load_prompts(cfg.prompts) if isinstance(cfg.prompts, (str, os.PathLike)) else list(cfg.prompts)
+    if len(prompts) < cfg.batch_size:
+        raise FaceanimError(f"batch size {cfg.batch_size} needs at least {cfg.batch_size} distinct prompts, "
+                            f"got {len(prompts)}")
+
+    cond_clip = load_clip(cfg.cond_clip, cfg.clip_cache)
+    loss_clip = load_clip(cfg.loss_clip, cfg.clip_cache).to(device)
+    motion_cfg = MotionConfig(**{"z_dim": cond_clip.embed_dim, "num_ws": G.num_ws, "w_dim": G.w_dim,
+                                 "mode": cfg.mode, "template": cfg.template, **cfg.motion})
+    animator = LanguageGuidedAnimator(motion_cfg, cond_clip).to(device)
+
+    lpips = None
+    if cfg.loss.lpips:
+        lpips = LPIPSLoss()
+        if not lpips.available and dist.is_main:
+            print(f"faceanim: note: {lpips.reason}")
+        lpips = lpips.to(device)
+    weights = LossWeights(cfg.loss.w_reg, cfg.loss.path_reg, cfg.loss.contrastive, cfg.loss.lpips)
+    contrastive = ContrastiveLoss(loss_clip, cfg.loss.temperature, template=cfg.template) if cfg.loss.contrastive else None
+    loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction)
+
+    groups = animator.parameter_groups(cfg.lr_encoder, cfg.lr_mapper, cfg.lr_recurrent, cfg.train_visual_encoder)
+    optimizer = torch.optim.Adam(groups, betas=cfg.betas)
+
+    if cfg.mode == "latent":
+        source = SampledLatents(G, cfg.num_items, cfg.truncation_psi, seed=cfg.seed)
+    else:
+        source = ImageLatentDataset(cfg.images, cfg.latents, G.img_resolution, G.num_ws, G.w_dim)
+    sampler = StepBatchSampler(len(source), len(prompts), cfg.batch_size, cfg.seed, dist.rank, dist.world_size)
+
+    train_module = animator
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_module = DDP(animator, device_ids=[device.index] if device.type == "cuda" else None,
+                           find_unused_parameters=True)
+
+    if run_dir is None:
+        run_dir = next_run_dir(cfg.out_dir, cfg.name) if dist.is_main else None
+        if dist.world_size > 1:
+            import torch.distributed as tdist
+
+            holder = [str(run_dir) if run_dir else None]
+            tdist.broadcast_object_list(holder, src=0)
+            run_dir = Path(holder[0])
+    run_dir = Path(run_dir)
+    if dist.is_main:
+        import yaml
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return Trainer(cfg, animator, G, loss, optimizer, sampler, source, prompts, run_dir, device, dist, train_module)

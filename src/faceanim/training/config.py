@@ -1,0 +1,124 @@
+"""Experiment configuration: a typed dataclass read from YAML (named loss weights), saved resolved in the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceanim.errors import FaceanimError
+
+
+@dataclass
+class LossConfig:
+    w_reg: float = 1.0            # λ_w-reg (eq. 9)
+    path_reg: float = 1.0         # λ_path-reg (eq. 10)
+    contrastive: float = 0.5      # λ_cont (eq. 11)
+    lpips: float = 1.0            # λ_lpips (disabled with a message when LPIPS weights are absent)
+    path_order: int = 2           # 2 = eq. 10; 1 = first-order ablation (IV-D)
+    reduction: str = "mean"       # "mean" (official MSE, the paper's weights) or "sum" (the equations' Σ‖·‖²)
+    temperature: float = 0.07     # τ of eq. 11
+
+
+@dataclass
+class TrainConfig:
+    # models
+    generator: str = ""                       # native generator folder, or a checkpoint `faceanim convert` reads
+    cond_clip: Any = "RN50"                   # conditioning CLIP (E_t, E_v): path / cache name / custom config dict
+    loss_clip: Any = "ViT-B-32"               # frozen CLIP inside the contrastive loss
+    clip_cache: str | None = None             # folder where bare CLIP names are looked up
+    motion: dict = field(default_factory=dict)  # MotionConfig overrides (h_dim, mapper_hidden, mapper_input, …)
+    # data
+    mode: str = "image"                       # "image" (images + inverted latents) or "latent" (sampled w_s)
+    prompts: Any = "prompts.txt"              # prompt file, or a list of prompts
+    template: str = "The person is {}."       # prompt template (IV-F-3)
+    images: str | None = None                 # image mode: folder of aligned faces
+    latents: str | None = None                # image mode: their inverted W+ codes
+    truncation_psi: float = 0.7               # latent mode: truncation of sampled codes
+    num_items: int = 100_000                  # latent mode: number of distinct sampled faces
+    # optimization (IV-A-2)
+    batch_size: int = 4                       # per process; texts in a batch never repeat
+    num_frames: int = 4                       # frames per training video (the official code trains on 4)
+    steps: int = 2000
+    lr_encoder: float = 1e-5
+    lr_mapper: float = 1e-3
+    lr_recurrent: float = 1e-3
+    betas: tuple[float, float] = (0.0, 0.999)
+    train_visual_encoder: bool = True
+    loss: LossConfig = field(default_factory=LossConfig)
+    seed: int = 0
+    # bookkeeping
+    out_dir: str = "runs"
+    name: str = "motion"
+    log_every: int = 10
+    sample_every: int = 500
+    sample_frames: int = 16
+    checkpoint_every: int = 100
+    device: str = "auto"                      # auto | cpu | cuda | mps
+    save_rank_weights: bool = False           # debug/tests: every rank writes its final weights
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FaceanimError(f"unknown training option(s): {', '.join(unknown)}")
+        loss = data.pop("loss", {}) or {}
+        lknown = {f.name for f in dataclasses.fields(LossConfig)}
+        if set(loss) - lknown:
+            raise FaceanimError(f"unknown loss option(s): {', '.join(sorted(set(loss) - lknown))}")
+        cfg = cls(**data, loss=LossConfig(**loss))
+        cfg.betas = tuple(float(b) for b in cfg.betas)  # Adam wants floats (YAML may give ints)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "TrainConfig":
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FaceanimError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise FaceanimError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise FaceanimError(f"{path} must hold a mapping of options")
+        base = path.parent
+        for key in ("generator", "images", "latents", "out_dir"):
+            if isinstance(data.get(key), str) and not os.path.isabs(data[key]) and (base / data[key]).exists():
+                data[key] = str(base / data[key])
+        for key in ("cond_clip", "loss_clip", "prompts"):
+            if isinstance(data.get(key), str) and (base / data[key]).exists():
+                data[key] = str(base / data[key])
+        for item in overrides or []:
+            if "=" not in item:
+                raise FaceanimError(f"override must look like key=value, got {item!r}")
+            key, value = item.split("=", 1)
+            target = data
+            *parents, leaf = key.split(".")
+            for p in parents:
+                target = target.setdefault(p, {})
+            target[leaf] = yaml.safe_load(value)
+        return cls.from_dict(data)
+
+    def validate(self) -> None:
+        if self.mode not in ("image", "latent"):
+            raise FaceanimError(f"mode must be 'image' or 'latent', got {self.mode!r}")
+        if self.batch_size < 2:
+            raise FaceanimError("batch_size must be ≥ 2 (the contrastive loss contrasts texts within a batch)")
+        if self.num_frames < 2 or self.num_frames > 256:
+            raise FaceanimError("num_frames must be between 2 and 256")
+        if self.steps < 1:
+            raise FaceanimError("steps must be ≥ 1")
+        if self.mode == "image" and not (self.images and self.latents):
+            raise FaceanimError("image mode needs `images` (a folder) and `latents` (their inverted codes)")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d

@@ -1,0 +1,201 @@
+"""The training loop of the motion model. It receives built objects (see ``build.py``) and only trains."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from faceanim.losses.animation import AnimationLoss
+from faceanim.motion.model import LanguageGuidedAnimator
+from faceanim.training.checkpoint import load_checkpoint, save_checkpoint
+from faceanim.training.config import TrainConfig
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+class Trainer:
+    """One optimization step (section IV-A-2):
+
+    1. batch k: B sources (images + w_inv, or sampled w_s) and B distinct prompts (``StepBatchSampler``);
+    2. the animator produces w⁽¹⁾…w⁽ᵀ⁾ (h⁽¹⁾ drawn from a generator seeded by (seed, k, rank));
+    3. the frozen generator renders only the frames a pixel loss reads (``loss.pixel_frames``);
+    4. the loss returns named terms and their weighted total; Adam steps.
+
+    Everything random is a function of (seed, step, rank), so ``resume`` continues exactly.
+    """
+
+    def __init__(self, config: TrainConfig, animator: LanguageGuidedAnimator, generator: nn.Module,
+                 loss: AnimationLoss, optimizer: torch.optim.Optimizer, sampler, source, prompts: list[str],
+                 run_dir: Path, device: torch.device, dist: DistInfo | None = None,
+                 train_module: nn.Module | None = None):
+        self.cfg, self.animator, self.G, self.loss = config, animator, generator, loss
+        self.optimizer, self.sampler, self.source, self.prompts = optimizer, sampler, source, prompts
+        self.run_dir, self.device, self.dist = Path(run_dir), device, dist or DistInfo()
+        self.module = train_module or animator  # the DDP wrapper when distributed
+        self.step = 0
+        self.writer = None
+        self.history: list[dict[str, float]] = []
+
+    # -- batches -------------------------------------------------------------------------------------------------
+    def _batch(self, step: int) -> dict:
+        items, prompt_idx = self.sampler.batch(step)
+        prompts = [self.prompts[i] for i in prompt_idx]
+        if self.cfg.mode == "latent":
+            return {"prompts": prompts, "w_source": self.source.codes(items).to(self.device)}
+        samples = [self.source[i] for i in items]
+        return {"prompts": prompts, "image": torch.stack([s["image"] for s in samples]).to(self.device),
+                "w_inv": torch.stack([s["w_inv"] for s in samples]).to(self.device)}
+
+    def _step_generator(self, step: int) -> torch.Generator:
+        return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank)
+
+    def render(self, ws: torch.Tensor) -> torch.Tensor:
+        """W+ ``[N, num_ws, w_dim]`` → frames through the frozen generator (gradients flow to ws)."""
+        return self.G.synthesis(ws, noise_mode="const")
+
+    # -- one step ------------------------------------------------------------------------------------------------
+    def train_step(self, step: int) -> dict[str, float]:
+        batch = self._batch(step)
+        T = self.cfg.num_frames
+        out = self.module(batch["prompts"], T, image=batch.get("image"), w_inv=batch.get("w_inv"),
+                          w_source=batch.get("w_source"), generator=self._step_generator(step))
+        needed = self.loss.pixel_frames(T)
+        frames = {}
+        if needed:
+            B = out.ws.shape[0]
+            imgs = self.render(out.ws[:, needed].reshape(B * len(needed), *out.ws.shape[2:]))
+            imgs = imgs.reshape(B, len(needed), *imgs.shape[1:])
+            frames = {t: imgs[:, j] for j, t in enumerate(needed)}
+        source = None
+        if "lpips" in self.loss.active:
+            if batch.get("image") is not None:
+                source = torch.nn.functional.interpolate(batch["image"], size=frames[0].shape[-2:], mode="area")
+            else:
+                with torch.no_grad():
+                    source = self.render(out.w_s.detach())
+        total, terms = self.loss(out.ws, out.w_s, frames, batch["prompts"], source)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        report = {"loss": float(total.detach())}
+        report.update({k: float(v.detach()) for k, v in terms.items()})
+        return report
+
+    # -- loop ----------------------------------------------------------------------------------------------------
+    def train(self, steps: int | None = None) -> list[dict[str, float]]:
+        steps = self.cfg.steps if steps is None else steps
+        bar = None
+        if self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, initial=self.step, desc="train", dynamic_ncols=True,
+                       disable=os.environ.get("FACEANIM_NO_PROGRESS") == "1")
+            self._open_writer()
+        self.animator.train()
+        while self.step < steps:
+            report = self.train_step(self.step)
+            self.step += 1
+            self.history.append({"step": self.step, **report})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in report.items()}, refresh=False)
+            if self.dist.is_main:
+                self._log(report)
+                if self.step % self.cfg.checkpoint_every == 0 or self.step == steps:
+                    self.save()
+                if self.cfg.sample_every and (self.step % self.cfg.sample_every == 0 or self.step == steps):
+                    self.write_samples()
+            if not math.isfinite(report["loss"]):
+                raise FloatingPointError(f"loss became {report['loss']} at step {self.step}")
+        if bar is not None:
+            bar.close()
+        if self.cfg.save_rank_weights:
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.animator.state_dict().items()},
+                      str(self.run_dir / f"final_rank{self.dist.rank}.safetensors"))
+        if self.dist.is_main:
+            self.animator.eval()
+            self.animator.save_pretrained(self.run_dir / "motion_model")
+            if self.writer is not None:
+                self.writer.close()
+        return self.history
+
+    # -- bookkeeping (rank 0) ----------------------------------------------------------------------------------
+    def _open_writer(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.writer = None
+            return
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _log(self, report: dict[str, float]) -> None:
+        if self.step % self.cfg.log_every and self.step != 1:
+            return
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, **report}) + "\n")
+        if self.writer is not None:
+            for k, v in report.items():
+                self.writer.add_scalar(f"loss/{k}", v, self.step)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints" / "latest"
+
+    def save(self) -> None:
+        self.checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self.checkpoint_dir, self.animator, self.optimizer, self.step,
+                        extra={"config": self.cfg.to_dict()})
+
+    def resume(self, folder: str | os.PathLike | None = None) -> int:
+        meta = load_checkpoint(folder or self.checkpoint_dir, self.animator, self.optimizer, self.device)
+        self.step = int(meta["step"])
+        return self.step
+
+    @torch.no_grad()
+    def write_samples(self, count: int = 4) -> Path | None:
+        """A grid PNG (rows: sources × prompts, columns: frames with the inference schedule) + TensorBoard image."""
+        from faceanim.utils.images import save_grid
+
+        was_training = self.animator.training
+        self.animator.eval()
+        n = min(count, len(self.prompts))
+        prompts = self.prompts[:n]
+        batch = self._fixed_sample_batch(n)
+        out = self.animator(prompts, self.cfg.sample_frames, image=batch.get("image"), w_inv=batch.get("w_inv"),
+                            w_source=batch.get("w_source"), decay=True, generator=torch.Generator().manual_seed(0))
+        B, T = out.ws.shape[:2]
+        frames = self.render(out.ws.reshape(B * T, *out.ws.shape[2:])).reshape(B, T, 3, *self._res())
+        path = self.run_dir / "samples" / f"step{self.step:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid = save_grid(frames, path)
+        if self.writer is not None:
+            self.writer.add_image("samples", grid, self.step)
+        self.animator.train(was_training)
+        return path
+
+    def _res(self) -> tuple[int, int]:
+        r = self.G.img_resolution
+        return r, r
+
+    def _fixed_sample_batch(self, n: int) -> dict:
+        if self.cfg.mode == "latent":
+            return {"w_source": self.source.codes([0] * n).to(self.device)}
+        s = self.source[0]
+        return {"image": s["image"][None].expand(n, -1, -1, -1).to(self.device),
+                "w_inv": s["w_inv"][None].expand(n, -1, -1).to(self.device)}

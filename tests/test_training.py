@@ -1,0 +1,135 @@
+"""Training: smoke run, exact resume, loss terms reaching gradients, frames rendered only where needed, DDP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from faceanim.cli.main import main
+from faceanim.errors import FaceanimError
+from faceanim.training.build import build_trainer
+from faceanim.training.config import TrainConfig
+
+from tiny_models import tiny_config
+
+os.environ.setdefault("FACEANIM_NO_PROGRESS", "1")
+
+
+def test_smoke_training_contrastive_loss_falls(tmp_path):
+    cfg = TrainConfig.from_yaml(tiny_config(tmp_path, steps=40, checkpoint_every=40))
+    trainer = build_trainer(cfg)
+    hist = trainer.train()
+    cont = [h["contrastive"] for h in hist]
+    first, last = sum(cont[:8]) / 8, sum(cont[-8:]) / 8
+    assert last < first - 0.2, (first, last)
+    assert (trainer.run_dir / "config.yaml").is_file() and (trainer.run_dir / "log.jsonl").is_file()
+    assert (trainer.run_dir / "motion_model" / "model.safetensors").is_file()
+
+
+def test_resume_is_exact(tmp_path):
+    path = tiny_config(tmp_path, steps=6, checkpoint_every=3)
+    full = build_trainer(TrainConfig.from_yaml(path))
+    full.train()
+
+    first = build_trainer(TrainConfig.from_yaml(path))
+    first.train(steps=3)
+    run_dir = first.run_dir
+    assert (run_dir / "checkpoints" / "latest" / "state.json").is_file()
+    del first
+    resumed = build_trainer(TrainConfig.from_yaml(run_dir / "config.yaml"), run_dir=run_dir)
+    assert resumed.resume() == 3
+    resumed.train()
+    a, b = full.animator.state_dict(), resumed.animator.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [h["loss"] for h in full.history[3:]] == [h["loss"] for h in resumed.history]
+
+
+def _randomize_last_layers(animator):
+    with torch.no_grad():
+        for p in animator.motion_mapper.layers[-1].parameters():
+            p.normal_(0, 0.01)
+
+
+@pytest.mark.parametrize("term,groups", [
+    ("w_reg", {"mappers", "recurrent", "encoders"}),
+    ("path_reg", {"mappers", "recurrent", "encoders"}),
+    ("contrastive", {"mappers", "recurrent", "encoders"}),
+])
+def test_every_weighted_term_reaches_its_parameters(tmp_path, term, groups):
+    weights = {"w_reg": 0.0, "path_reg": 0.0, "contrastive": 0.0, "lpips": 0.0, term: 1.0}
+    trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, loss=weights)))
+    _randomize_last_layers(trainer.animator)
+    assert set(trainer.loss.active) == {term}
+    before = {g["name"]: [p.detach().clone() for p in g["params"]] for g in trainer.optimizer.param_groups}
+    report = trainer.train_step(0)
+    assert report["loss"] == pytest.approx(report[term])
+    for g in trainer.optimizer.param_groups:
+        moved = any(not torch.equal(p0, p) for p0, p in zip(before[g["name"]], g["params"]))
+        assert moved == (g["name"] in groups), (term, g["name"])
+
+
+def test_weighted_total_is_sum_of_weighted_terms(tmp_path):
+    trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, loss={"w_reg": 2.0, "path_reg": 3.0,
+                                                                                "contrastive": 0.5})))
+    _randomize_last_layers(trainer.animator)
+    r = trainer.train_step(0)
+    assert r["loss"] == pytest.approx(2.0 * r["w_reg"] + 3.0 * r["path_reg"] + 0.5 * r["contrastive"], rel=1e-5)
+
+
+def test_generator_renders_only_frames_a_loss_reads(tmp_path):
+    trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, num_frames=8)))
+    calls = []
+    render = trainer.render
+    trainer.render = lambda ws: calls.append(ws.shape[0]) or render(ws)
+    trainer.train_step(0)
+    assert calls == [4]  # batch 4 × the last frame only, not 4 × 8
+    calls.clear()
+    t2 = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, loss={"contrastive": 0.0})))
+    t2.render = lambda ws: calls.append(ws.shape[0]) or render(ws)
+    t2.train_step(0)
+    assert calls == []  # latent-only losses need no pixels
+
+
+def test_config_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: 10\nbogus_option: 3\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "unknown training option(s): bogus_option" in capsys.readouterr().err
+    with pytest.raises(FaceanimError, match="batch_size"):
+        TrainConfig.from_dict({"batch_size": 1, "mode": "latent"})
+    assert main(["train", "--config", str(tiny_config(tmp_path, prompts=["a", "b"]))]) == 2
+    assert "distinct prompts" in capsys.readouterr().err
+
+
+def test_cli_train_and_resume(tmp_path, capsys):
+    path = tiny_config(tmp_path, steps=2, checkpoint_every=1)
+    assert main(["train", "--config", str(path)]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    assert main(["train", "--resume", str(run), "--set", "steps=3"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming" in out and "at step 2" in out and "done: 3 steps" in out
+
+
+def test_torchrun_two_processes_hold_identical_weights(tmp_path):
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    path = tiny_config(tmp_path, steps=3, save_rank_weights=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FACEANIM_NO_PROGRESS": "1"}
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "faceanim", "train",
+                           "--config", str(path)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = next((tmp_path / "runs").iterdir())
+    w0, w1 = load_file(str(run / "final_rank0.safetensors")), load_file(str(run / "final_rank1.safetensors"))
+    assert w0.keys() == w1.keys()
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    start = load_file(str(run / "motion_model" / "model.safetensors"))
+    assert any(k.startswith("motion_mapper") for k in start)  # saved without the DDP "module." prefix
+    assert not any(k.startswith("module.") for k in start)
