@@ -133,3 +133,23 @@ def test_torchrun_two_processes_hold_identical_weights(tmp_path):
     start = load_file(str(run / "motion_model" / "model.safetensors"))
     assert any(k.startswith("motion_mapper") for k in start)  # saved without the DDP "module." prefix
     assert not any(k.startswith("module.") for k in start)
+
+
+def test_image_mode_trains_visual_encoder_and_mapper(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path / "faces"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    torch.save(torch.randn(8, 6, 32) * 0.1, tmp_path / "lat.pt")  # 16 px generator: 6 W+ entries
+    cfg = TrainConfig.from_yaml(tiny_config(tmp_path, mode="image", images=str(d), latents=str(tmp_path / "lat.pt")))
+    trainer = build_trainer(cfg)
+    _randomize_last_layers(trainer.animator)
+    vis = [p.detach().clone() for p in trainer.animator.clip.model.visual.parameters()]
+    hv = [p.detach().clone() for p in trainer.animator.visual_mapper.parameters()]
+    trainer.train(steps=2)
+    assert any(not torch.equal(a, b) for a, b in zip(vis, trainer.animator.clip.model.visual.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(hv, trainer.animator.visual_mapper.parameters()))

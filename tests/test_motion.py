@@ -1,0 +1,115 @@
+"""The paper's blocks: eq. 3–5 step by step, the inference rate schedule, mappers, composition (eq. 6–8)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from faceanim.encoders.clip import CLIPEncoder
+from faceanim.errors import FaceanimError
+from faceanim.motion import LanguageGuidedAnimator, MotionConfig, MotionMapper, RecurrentMotionGenerator, VisualMapper
+
+from tiny_models import CLIP_RN
+
+
+def test_recurrent_generator_follows_equations_3_to_5():
+    torch.manual_seed(0)
+    M = RecurrentMotionGenerator(z_dim=12, h_dim=5)
+    assert M.W1.weight.shape == (5, 12) and M.W2.weight.shape == (12, 10) and M.W3.weight.shape == (5, 10)
+    z1, h1 = torch.randn(3, 12), torch.randn(3, 5) * 0.1
+    codes = M(z1, 4, h1=h1)
+    # independent step-by-step evaluation
+    s = lambda x: torch.where(x >= 0, x, 0.1 * x)  # noqa: E731
+    z, h, expect = z1, h1, [z1]
+    for _ in range(3):
+        c = torch.cat([s(z @ M.W1.weight.t() + M.W1.bias), h], 1)
+        z, h = z + 0.2 * s(c @ M.W2.weight.t() + M.W2.bias), h + 0.2 * s(c @ M.W3.weight.t() + M.W3.bias)
+        expect.append(z)
+    assert torch.allclose(codes, torch.stack(expect, 1), atol=1e-6)
+    assert torch.equal(codes[:, 0], z1)
+
+
+def test_inference_rates_decay_linearly():
+    M = RecurrentMotionGenerator(z_dim=4, h_dim=2)
+    T = 16
+    assert M.rates(T, decay=False) == [0.2] * (T - 1)
+    r = M.rates(T, decay=True)
+    assert len(r) == T - 1 and r[0] == pytest.approx(0.2 * (T - 1) / T) and r[-1] == pytest.approx(0.2 / T)
+    assert all(a > b for a, b in zip(r, r[1:]))
+
+
+def test_h1_is_n_0_001():
+    M = RecurrentMotionGenerator(z_dim=4, h_dim=2000)
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(1, 2000, generator=torch.Generator().manual_seed(0)) * M.h0_std
+    assert h.std().item() == pytest.approx(0.1, rel=0.05)
+    a, b = M(torch.zeros(1, 4), 3, generator=g), M(torch.zeros(1, 4), 3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+
+
+def test_mappers_shapes_and_zero_start():
+    Hv, Ht = VisualMapper(8, num_ws=6, w_dim=4, hidden=16), MotionMapper(8, num_ws=6, w_dim=4, hidden=16)
+    assert Hv(torch.randn(2, 8)).shape == (2, 6, 4)
+    out = Ht(torch.randn(2, 5, 8))
+    assert out.shape == (2, 5, 6, 4) and out.abs().max() == 0  # an untrained model adds no offset
+
+
+def _animator(mode: str, **kw) -> LanguageGuidedAnimator:
+    torch.manual_seed(0)
+    clip = CLIPEncoder.from_config(CLIP_RN)
+    cfg = MotionConfig(z_dim=clip.embed_dim, h_dim=8, num_ws=6, w_dim=4, mapper_hidden=16, mode=mode, **kw)
+    return LanguageGuidedAnimator(cfg, clip)
+
+
+def test_composition_latent_and_image_modes():
+    A = _animator("latent")
+    with torch.no_grad():
+        for p in A.motion_mapper.layers[-1].parameters():
+            p.normal_()
+    w_src = torch.randn(2, 6, 4)
+    out = A(["smiling", "crying"], 5, w_source=w_src)
+    assert out.ws.shape == (2, 5, 6, 4) and out.codes.shape == (2, 5, 32) and torch.equal(out.w_s, w_src)
+    z_t = A.encode_text(["smiling", "crying"])
+    assert torch.allclose(out.codes[:, 0], z_t, atol=1e-6)  # z⁽¹⁾ = z_t without an image
+    assert torch.allclose(out.ws, A.motion_mapper(out.codes) + w_src[:, None], atol=1e-6)  # eq. 8
+    assert not hasattr(A, "visual_mapper")
+
+    B = _animator("image")
+    img, w_inv = torch.rand(2, 3, 20, 20) * 2 - 1, torch.randn(2, 6, 4)
+    out = B(["smiling", "crying"], 3, image=img, w_inv=w_inv)
+    z_v = B.clip.encode_image(img)
+    assert torch.allclose(out.codes[:, 0], B.encode_text(["smiling", "crying"]) + z_v, atol=1e-5)
+    assert torch.allclose(out.w_s, B.visual_mapper(z_v) + w_inv, atol=1e-6)
+    with pytest.raises(ValueError, match="image mode"):
+        B(["smiling"], 3)
+
+
+def test_offset_mapper_input_starts_at_the_source():
+    A = _animator("latent", mapper_input="offset")
+    with torch.no_grad():
+        for p in A.motion_mapper.layers[-1].parameters():
+            p.normal_()
+    out = A(["smiling"], 4, w_source=torch.zeros(1, 6, 4))
+    assert torch.allclose(out.ws[:, 0], A.motion_mapper(torch.zeros(1, 32)), atol=1e-6)
+
+
+def test_parameter_groups_and_round_trip(tmp_path):
+    A = _animator("latent")
+    groups = {g["name"]: g for g in A.parameter_groups()}
+    assert groups["encoders"]["lr"] == 1e-5 and groups["mappers"]["lr"] == 1e-3 and groups["recurrent"]["lr"] == 1e-3
+    assert not any(p.requires_grad for p in A.clip.model.visual.parameters())  # E_v removed in latent mode
+    A.save_pretrained(tmp_path / "m")
+    B = LanguageGuidedAnimator.from_pretrained(tmp_path / "m")
+    w = torch.randn(1, 6, 4)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(A(["smiling"], 3, w_source=w, generator=g()).ws, B(["smiling"], 3, w_source=w, generator=g()).ws)
+
+
+def test_config_errors():
+    with pytest.raises(FaceanimError):
+        MotionConfig(mode="video")
+    with pytest.raises(FaceanimError):
+        MotionConfig(mapper_input="delta")
+    with pytest.raises(ValueError, match="z_dim"):
+        LanguageGuidedAnimator(MotionConfig(z_dim=7), CLIPEncoder.from_config(CLIP_RN))
