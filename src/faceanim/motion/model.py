@@ -83,15 +83,17 @@ class LanguageGuidedAnimator(nn.Module):
 
         prompts: B strings, or precomputed text embeddings ``[B, z_dim]``.
         image mode: ``image`` ``[B, 3, H, W]`` in [-1, 1] and its inversion ``w_inv`` ``[B, num_ws, w_dim]``.
-        latent mode: ``w_source`` ``[B, num_ws, w_dim]`` (a code sampled through the generator's mapping).
+        latent mode: ``w_source`` ``[B, num_ws, w_dim]`` (a code sampled through the generator's mapping);
+        in image mode ``w_source`` replaces w_s (prompt timelines continue from the last frame).
         decay: the inference schedule of the residual rates.
         """
         z_t = prompts if isinstance(prompts, torch.Tensor) else self.encode_text(list(prompts))
         if self.config.mode == "image":
-            if image is None or w_inv is None:
-                raise ValueError("image mode needs both the image and its inverted code w_inv")
+            if image is None or (w_inv is None and w_source is None):
+                raise ValueError("image mode needs the image and its inverted code w_inv")
             z_v = self.clip.encode_image(image)
-            w_s = self.visual_mapper(z_v) + w_inv
+            # w_source overrides w_s = H_v(z_v) + w_inv: a timeline's next prompt starts from the last frame's code.
+            w_s = w_source if w_source is not None else self.visual_mapper(z_v) + w_inv
             z1 = z_t + z_v
         else:
             if w_source is None:

@@ -1,0 +1,150 @@
+"""Model bundles: everything one animation needs, in one folder of ``config.json`` + safetensors files.
+
+    bundle.json          {"kind": "faceanim-bundle", name, template, mode, truncation_psi, fps, …}
+    generator/           StyleGAN2 (native)
+    motion/              motion model (M, H_v, H_t) with its conditioning CLIP in motion/clip/
+    loss_clip/           the CLIP of the contrastive loss (for training, evaluation and text–video scores)
+    encoder/             optional inversion encoder (e4e), for real photos
+    MODEL_CARD.md        how the bundle was made and what it measures
+
+Bundles are found by path, or by name among the bundles shipped in the package (``toonface``) and those in
+``$FACEANIM_HOME/bundles`` (default ``~/.cache/faceanim/bundles``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from faceanim.errors import CheckpointError, FaceanimError
+from faceanim.utils.io import atomic_dir
+
+KIND = "faceanim-bundle"
+DEFAULT_BUNDLE = "toonface"
+PACKAGED = Path(__file__).parent  # shipped bundles live in sub-folders of this package
+
+
+def user_bundle_dir() -> Path:
+    home = os.environ.get("FACEANIM_HOME")
+    return (Path(home) if home else Path.home() / ".cache" / "faceanim") / "bundles"
+
+
+@dataclass
+class BundleInfo:
+    name: str                              # bundle name
+    template: str = "The person is {}."    # prompt template for bare prompts
+    mode: str = "latent"                   # "latent" (seed / W+ code) or "image" (real photos)
+    truncation_psi: float = 0.7            # truncation for faces sampled from a seed
+    fps: int = 10                          # default frames per second of written videos
+    num_frames: int = 16                   # default frames per prompt
+    example_prompts: list[str] = field(default_factory=lambda: ["smiling"])
+    description: str = ""
+    components: dict[str, str] = field(default_factory=dict)  # component → sub-folder
+
+
+def available_bundles() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for root in (PACKAGED, user_bundle_dir()):
+        if root.is_dir():
+            for d in sorted(root.iterdir()):
+                if (d / "bundle.json").is_file():
+                    found.setdefault(d.name, d)
+    return found
+
+
+def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
+    """A bundle folder from a path or a name (None = the default bundle)."""
+    spec = str(name_or_path) if name_or_path is not None else DEFAULT_BUNDLE
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "bundle.json").is_file():
+            raise FaceanimError(f"{path} is not a faceanim bundle (no bundle.json)")
+        return path
+    found = available_bundles()
+    if spec in found:
+        return found[spec]
+    names = ", ".join(found) or "none installed"
+    raise FaceanimError(f"unknown bundle {spec!r} (available: {names}; or give a bundle folder path)")
+
+
+def read_bundle_info(folder: str | os.PathLike) -> BundleInfo:
+    folder = Path(folder)
+    try:
+        data = json.loads((folder / "bundle.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder}/bundle.json is unreadable ({exc})") from None
+    if data.pop("kind", None) != KIND:
+        raise CheckpointError(f"{folder}/bundle.json is not a faceanim bundle description")
+    known = BundleInfo.__dataclass_fields__
+    return BundleInfo(**{k: v for k, v in data.items() if k in known})
+
+
+def create_bundle(out: str | os.PathLike, info: BundleInfo, generator: str | os.PathLike, motion: str | os.PathLike,
+                  loss_clip: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,
+                  model_card: str | None = None, overwrite: bool = False) -> Path:
+    """Assemble a bundle folder from component folders (native format; convert checkpoints first).
+
+    The generator may also be any checkpoint ``faceanim convert`` reads; it is converted on the way in.
+    """
+    from faceanim.convert import detect_format, load_generator
+    from faceanim.motion.model import LanguageGuidedAnimator
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FaceanimError(f"{out} already exists (use --force to replace it)")
+    G, _, fmt = load_generator(generator)
+    animator = LanguageGuidedAnimator.from_pretrained(motion)
+    if animator.config.num_ws != G.num_ws or animator.config.w_dim != G.w_dim:
+        raise FaceanimError(f"motion model writes W+ {animator.config.num_ws}×{animator.config.w_dim} but the generator "
+                            f"takes {G.num_ws}×{G.w_dim}")
+    info.mode = animator.config.mode
+    info.template = animator.config.template
+    with atomic_dir(out) as tmp:
+        G.save_pretrained(tmp / "generator")
+        shutil.copytree(motion, tmp / "motion")
+        components = {"generator": "generator", "motion": "motion"}
+        if loss_clip is not None:
+            from faceanim.encoders.clip import CLIPEncoder
+
+            CLIPEncoder.from_pretrained(str(loss_clip)).save_pretrained(tmp / "loss_clip")
+            components["loss_clip"] = "loss_clip"
+        if encoder is not None:
+            shutil.copytree(encoder, tmp / "encoder")
+            components["encoder"] = "encoder"
+        info.components = components
+        (tmp / "bundle.json").write_text(json.dumps({"kind": KIND, **asdict(info)}, indent=2) + "\n")
+        if model_card:
+            (tmp / "MODEL_CARD.md").write_text(model_card)
+    return out
+
+
+def describe_bundle(folder: str | os.PathLike) -> str:
+    """Human-readable summary for ``faceanim info``."""
+    folder = Path(folder)
+    info = read_bundle_info(folder)
+    lines = [f"bundle {info.name}  ({folder})"]
+    if info.description:
+        lines.append(f"  {info.description}")
+    lines.append(f"  mode: {info.mode}, template: {info.template!r}, defaults: {info.num_frames} frames at {info.fps} fps")
+    total = 0
+    for comp, sub in info.components.items():
+        cfg_path = folder / sub / "config.json"
+        size = sum(p.stat().st_size for p in (folder / sub).rglob("*") if p.is_file())
+        total += size
+        detail = ""
+        if cfg_path.is_file():
+            cfg = json.loads(cfg_path.read_text())
+            if comp == "generator":
+                detail = f"StyleGAN2 {cfg['img_resolution']} px, z {cfg['z_dim']}, w {cfg['w_dim']}"
+            elif comp == "motion":
+                detail = f"motion model: z {cfg['z_dim']}, h {cfg['h_dim']}, W+ {cfg['num_ws']}×{cfg['w_dim']}"
+            elif "embed_dim" in cfg:
+                detail = f"CLIP {cfg.get('name', '')}, embed {cfg['embed_dim']}"
+        lines.append(f"  {comp:<10} {detail}  [{size / 1e6:.1f} MB]")
+    lines.append(f"  total {total / 1e6:.1f} MB; example prompts: {', '.join(info.example_prompts)}")
+    if (folder / "MODEL_CARD.md").is_file():
+        lines.append(f"  model card: {folder / 'MODEL_CARD.md'}")
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""``AnimationPipeline``: a face (W+ code, seed, or photo) and a prompt → video frames."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from faceanim.errors import FaceanimError
+
+MAX_FRAMES = 1024  # per prompt; beyond this the recurrent rates decay to nothing and memory grows needlessly
+
+
+@dataclass
+class AnimationOutput:
+    frames: torch.Tensor          # [T, 3, H, W] in [-1, 1]  (batch(): [N, T, 3, H, W])
+    latents: torch.Tensor         # W+ per frame, [T, num_ws, w_dim]  (batch(): [N, T, num_ws, w_dim])
+    prompts: list[str]            # the prompts, as given
+    segment_starts: list[int] = field(default_factory=list)  # first frame of each prompt of a timeline
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: "motion", "synthesis"
+
+
+class AnimationPipeline:
+    """Frozen StyleGAN2 + trained motion model (+ optional inversion) → animations.
+
+    >>> pipe = AnimationPipeline.from_bundle("toonface").to("cpu")
+    >>> out = pipe(prompt="smiling", seed=3, num_frames=16)
+    >>> out.frames.shape        # [16, 3, 128, 128]
+    """
+
+    def __init__(self, generator, animator, template: str | None = None, truncation_psi: float = 0.7,
+                 inverter: Callable | None = None, name: str = "custom", anchor_first_frame: bool = True):
+        """``anchor_first_frame``: subtract Δw⁽¹⁾ from every Δw⁽ⁱ⁾ so that the video starts exactly at the given
+        face (the paper's w⁽¹⁾ = Δw⁽¹⁾ + w_s is only pulled towards w_s by its losses) and prompt timelines
+        join without a jump. False reproduces eq. 8 literally."""
+        self.anchor_first_frame = anchor_first_frame
+        self.G = generator.eval().requires_grad_(False)
+        self.animator = animator.eval().requires_grad_(False)
+        self.template = template or animator.config.template
+        self.truncation_psi, self.inverter, self.name = truncation_psi, inverter, name
+
+    # -- construction --------------------------------------------------------------------------------------------
+    @classmethod
+    def from_bundle(cls, bundle: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+                    ) -> "AnimationPipeline":
+        from faceanim.bundles import read_bundle_info, resolve_bundle
+        from faceanim.models.stylegan2 import Generator
+        from faceanim.motion.model import LanguageGuidedAnimator
+
+        folder = resolve_bundle(bundle)
+        info = read_bundle_info(folder)
+        G = Generator.from_pretrained(folder / info.components.get("generator", "generator"))
+        animator = LanguageGuidedAnimator.from_pretrained(folder / info.components.get("motion", "motion"))
+        pipe = cls(G, animator, info.template, info.truncation_psi, name=info.name)
+        pipe.info = info
+        return pipe.to(device)
+
+    def to(self, device: str | torch.device) -> "AnimationPipeline":
+        self.G.to(device)
+        self.animator.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.G.w_avg.device
+
+    # -- sources -------------------------------------------------------------------------------------------------
+    def latent_from_seed(self, seed: int) -> torch.Tensor:
+        """The face of ``seed``: z ~ N(0, I) from the seed → mapping → truncation (ψ) → W+ ``[num_ws, w_dim]``."""
+        z = torch.randn(1, self.G.z_dim, generator=torch.Generator().manual_seed(int(seed))).to(self.device)
+        c = torch.zeros(1, self.G.c_dim, device=self.device) if self.G.c_dim else None
+        with torch.no_grad():
+            w = self.G.truncate(self.G.mapping(z, c), self.truncation_psi)
+        return self.G.to_wplus(w)[0].clone()
+
+    def _source(self, image, latent, seed) -> tuple[torch.Tensor, torch.Tensor | None]:
+        given = sum(x is not None for x in (image, latent, seed))
+        if given > 1:
+            raise FaceanimError("give one source: an image, a latent, or a seed")
+        if image is not None:
+            if self.inverter is None:
+                raise FaceanimError("this pipeline cannot invert photos (no inversion encoder or projector set)")
+            img, w = self.inverter(image)
+            return w.to(self.device), img.to(self.device)
+        if latent is not None:
+            w = torch.as_tensor(latent).to(self.device, torch.float32)
+            if w.ndim == 3 and w.shape[0] == 1:
+                w = w[0]
+            if w.ndim == 1 and w.shape[0] == self.G.w_dim:
+                w = w[None].expand(self.G.num_ws, -1)
+            if tuple(w.shape) != (self.G.num_ws, self.G.w_dim):
+                raise FaceanimError(f"latent must be W [{self.G.w_dim}] or W+ [{self.G.num_ws}, {self.G.w_dim}], "
+                                    f"got {list(torch.as_tensor(latent).shape)}")
+            return w.contiguous(), None
+        return self.latent_from_seed(0 if seed is None else seed), None
+
+    # -- animation -----------------------------------------------------------------------------------------------
+    def _check(self, prompts: Sequence[str], num_frames: int) -> list[str]:
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        prompts = list(prompts)
+        if not prompts:
+            raise FaceanimError("give at least one prompt")
+        for p in prompts:
+            if not isinstance(p, str) or not p.strip():
+                raise FaceanimError("prompt is empty")
+        if not isinstance(num_frames, int) or num_frames < 2 or num_frames > MAX_FRAMES:
+            raise FaceanimError(f"frames per prompt must be between 2 and {MAX_FRAMES}, got {num_frames}")
+        self.animator.clip.tokenize([p for p in prompts], template=self.template)  # length check before any work
+        return prompts
+
+    @torch.no_grad()
+    def _motion(self, prompts: list[str], w_s: torch.Tensor, image: torch.Tensor | None, num_frames: int,
+                strength: float, generator: torch.Generator) -> torch.Tensor:
+        """W+ codes ``[N, T, num_ws, w_dim]`` for N prompts that all start from ``w_s`` ``[N, num_ws, w_dim]``."""
+        z_t = self.animator.clip.encode_text(prompts, template=self.template)
+        kw = {"w_source": w_s}
+        if self.animator.config.mode == "image":
+            if image is None:
+                raise FaceanimError("this motion model reads a photo (image mode): give an image, not a seed or latent")
+            kw["image"] = image.expand(len(prompts), -1, -1, -1)
+        out = self.animator(z_t, num_frames, decay=True, generator=generator, **kw)
+        delta = out.ws - out.w_s[:, None]  # Δw⁽ⁱ⁾
+        if self.anchor_first_frame:
+            delta = delta - delta[:, :1]
+        return out.w_s[:, None] + strength * delta
+
+    def _synthesize(self, ws: torch.Tensor, batch_size: int, progress: Callable[[int], None] | None) -> torch.Tensor:
+        frames = []
+        for i in range(0, ws.shape[0], batch_size):
+            frames.append(self.G.synthesis(ws[i:i + batch_size], noise_mode="const"))
+            if progress is not None:
+                progress(frames[-1].shape[0])
+        return torch.cat(frames)
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | Sequence[str], image: torch.Tensor | None = None,
+                 latent: torch.Tensor | None = None, seed: int | None = None, num_frames: int = 16,
+                 strength: float = 1.0, ping_pong: bool = False, generator: torch.Generator | None = None,
+                 batch_size: int = 8, progress: Callable[[int], None] | None = None) -> AnimationOutput:
+        """Animate one face. Several prompts form a timeline (IV-E-2): each starts from the last code of the
+        previous one ("crying" → "pouting"). ``strength`` scales the motion Δw; ``ping_pong`` plays the video
+        back to its first frame for seamless loops. Deterministic for a given seed and ``generator``."""
+        prompts = self._check(prompt, num_frames)
+        if generator is None:
+            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        t0 = time.perf_counter()
+        w, img = self._source(image, latent, seed)
+        codes, starts = [], []
+        current = w
+        for p in prompts:
+            seg = self._motion([p], current[None], img, num_frames, strength, generator)[0]
+            if codes:
+                seg = seg[1:]  # the first frame of a segment repeats the previous segment's last frame
+            starts.append(sum(c.shape[0] for c in codes))
+            codes.append(seg)
+            current = seg[-1]
+        ws = torch.cat(codes)
+        if ping_pong:
+            ws = torch.cat([ws, ws.flip(0)[1:-1]])
+        t1 = time.perf_counter()
+        frames = self._synthesize(ws, batch_size, progress)
+        t2 = time.perf_counter()
+        return AnimationOutput(frames=frames, latents=ws, prompts=prompts, segment_starts=starts,
+                               timings={"motion": t1 - t0, "synthesis": t2 - t1})
+
+    @torch.no_grad()
+    def batch(self, prompts: Sequence[str], image: torch.Tensor | None = None, latent: torch.Tensor | None = None,
+              seed: int | None = None, num_frames: int = 16, strength: float = 1.0, ping_pong: bool = False,
+              generator: torch.Generator | None = None, batch_size: int = 8,
+              progress: Callable[[int], None] | None = None) -> AnimationOutput:
+        """One animation per prompt, all from the same face (for side-by-side grids). Frames ``[N, T, 3, H, W]``."""
+        prompts = self._check(prompts, num_frames)
+        if generator is None:
+            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        t0 = time.perf_counter()
+        w, img = self._source(image, latent, seed)
+        ws = self._motion(prompts, w[None].expand(len(prompts), -1, -1), img, num_frames, strength, generator)
+        if ping_pong:
+            ws = torch.cat([ws, ws.flip(1)[:, 1:-1]], dim=1)
+        t1 = time.perf_counter()
+        N, T = ws.shape[:2]
+        frames = self._synthesize(ws.reshape(N * T, *ws.shape[2:]), batch_size, progress)
+        t2 = time.perf_counter()
+        return AnimationOutput(frames=frames.reshape(N, T, *frames.shape[1:]), latents=ws, prompts=prompts,
+                               timings={"motion": t1 - t0, "synthesis": t2 - t1})
