@@ -104,6 +104,52 @@ def train(config_path: str | None, resume_dir: str | None, overrides: tuple[str,
         click.echo(f"done: {trainer.step} steps ({terms}); motion model → {trainer.run_dir / 'motion_model'}")
 
 
+@cli.group()
+def bundle() -> None:
+    """Create and inspect model bundles (everything one animation needs)."""
+
+
+@bundle.command("create")
+@click.argument("out", type=click.Path(path_type=str))
+@click.option("--generator", required=True, help="Native generator folder or any checkpoint `faceanim convert` reads.")
+@click.option("--motion", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Trained motion model folder (a run's motion_model/).")
+@click.option("--loss-clip", default=None, help="CLIP of the contrastive loss (path or cache name), for evaluation.")
+@click.option("--encoder", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Optional inversion encoder folder (e4e) for real photos.")
+@click.option("--name", default=None, help="Bundle name (default: the folder name).")
+@click.option("--fps", default=10, help="Default frames per second of videos.")
+@click.option("--truncation-psi", default=0.7, help="Truncation of faces sampled from a seed.")
+@click.option("--model-card", type=click.Path(exists=True, dir_okay=False), default=None, help="Markdown model card.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def bundle_create(out, generator, motion, loss_clip, encoder, name, fps, truncation_psi, model_card, force) -> None:
+    """Assemble a bundle folder OUT, e.g. a converted FFHQ generator + a motion model trained on it."""
+    from pathlib import Path
+
+    from faceanim.bundles import BundleInfo, create_bundle, describe_bundle
+
+    info = BundleInfo(name=name or Path(out).name, fps=fps, truncation_psi=truncation_psi)
+    card = Path(model_card).read_text() if model_card else None
+    create_bundle(out, info, generator, motion, loss_clip, encoder, card, overwrite=force)
+    click.echo(describe_bundle(out))
+
+
+@cli.command()
+@click.argument("bundle_name", metavar="BUNDLE", required=False)
+def info(bundle_name: str | None) -> None:
+    """Describe a bundle (a name such as `toonface`, or a folder). Without BUNDLE: list the known bundles."""
+    from faceanim.bundles import available_bundles, describe_bundle, resolve_bundle
+
+    if bundle_name is None:
+        found = available_bundles()
+        if not found:
+            click.echo("no bundles installed")
+        for name, path in found.items():
+            click.echo(f"{name:<16} {path}")
+        return
+    click.echo(describe_bundle(resolve_bundle(bundle_name)))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and return a non-zero code (no traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
