@@ -65,8 +65,10 @@ def blur2d(x: torch.Tensor, taps: torch.Tensor, pad: tuple[int, int], gain: floa
     depthwise 2-D convolution (fastest on CPU in channels-last layout, where it is a single pass)."""
     c = x.shape[1]
     f = (taps[:, None] * taps[None, :] * gain).flip([0, 1]).to(x.dtype)
-    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
-    return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+    weight = f[None, None].expand(c, 1, *f.shape)
+    if pad[0] == pad[1]:  # let the convolution pad: no padded copy of a large activation
+        return F.conv2d(x, weight, padding=pad[0], groups=c)
+    return F.conv2d(F.pad(x, (pad[0], pad[1], pad[0], pad[1])), weight, groups=c)
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, up: bool = False,
@@ -79,7 +81,10 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     Returns ``[B, O, H', W']``.
     """
     b, i = styles.shape
-    x = x * styles.reshape(b, i, 1, 1).to(x.dtype)
+    if b == 1:  # one sample: modulating the small kernel saves a pass over the activations
+        weight = weight * styles.reshape(1, i, 1, 1)
+    else:
+        x = x * styles.reshape(b, i, 1, 1).to(x.dtype)
     if up:
         x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
         return blur2d(x, blur_taps, pad=(1, 1), gain=4.0)

@@ -44,15 +44,20 @@ class SynthesisLayer(nn.Module):
         # Epilogue in one pass: demodulate, add noise and bias, leaky ReLU. The activation gain √2 is folded
         # into the small factors since lrelu(g·v) = g·lrelu(v) for g > 0.
         dcoefs = demodulation_coefficients(self.weight, styles) * LRELU_GAIN  # [B, O]
-        add = (self.bias * LRELU_GAIN).reshape(1, -1, 1, 1)
+        bias = (self.bias * LRELU_GAIN).reshape(1, -1, 1, 1).to(x.dtype)
+        noise = None
         if self.use_noise and noise_mode != "none":
             if noise_mode == "const":
                 noise = self.noise_const[None, None]
             else:
                 noise = torch.randn((x.shape[0], 1, self.resolution, self.resolution), generator=generator,
                                     device=x.device if generator is None else generator.device).to(x.device)
-            add = add + noise.to(x.dtype) * (self.noise_strength * LRELU_GAIN)
-        x = F.leaky_relu_(torch.addcmul(add.to(x.dtype), x, dcoefs.to(x.dtype)[:, :, None, None]), LRELU_SLOPE)
+            noise = (noise * (self.noise_strength * LRELU_GAIN)).to(x.dtype)  # [1 or B, 1, H, W]
+        if noise is None:
+            x = torch.addcmul(bias, x, dcoefs.to(x.dtype)[:, :, None, None])
+        else:  # never materialize a [C, H, W] bias + noise tensor
+            x = torch.addcmul(noise, x, dcoefs.to(x.dtype)[:, :, None, None]).add_(bias)
+        x = F.leaky_relu_(x, LRELU_SLOPE)
         return x.clamp(-self.conv_clamp, self.conv_clamp) if self.conv_clamp is not None else x
 
 
