@@ -38,6 +38,7 @@ class BundleInfo:
     template: str = "The person is {}."    # prompt template for bare prompts
     mode: str = "latent"                   # "latent" (seed / W+ code) or "image" (real photos)
     truncation_psi: float = 0.7            # truncation for faces sampled from a seed
+    z_sampler: str = "gaussian"            # how a seed becomes z (faceanim.latent_samplers)
     fps: int = 10                          # default frames per second of written videos
     num_frames: int = 16                   # default frames per prompt
     example_prompts: list[str] = field(default_factory=lambda: ["smiling"])

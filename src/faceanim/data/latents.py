@@ -91,10 +91,17 @@ class ImageLatentDataset(torch.utils.data.Dataset):
 
 
 class SampledLatents:
-    """w_s = truncate(mapping(z)) for z drawn from a seed per item: item ``i`` is always the same face."""
+    """w_s = truncate(mapping(z)) with z drawn from a seed per item: item ``i`` is always the same face.
 
-    def __init__(self, generator, num_items: int = 100_000, truncation_psi: float = 0.7, seed: int = 0):
+    ``z_sampler`` names how z is drawn (:mod:`faceanim.latent_samplers`): "gaussian" for StyleGAN2 checkpoints.
+    """
+
+    def __init__(self, generator, num_items: int = 100_000, truncation_psi: float = 0.7, seed: int = 0,
+                 z_sampler: str = "gaussian"):
+        from faceanim.latent_samplers import get_z_sampler
+
         self.G, self.num_items, self.psi, self.seed = generator, num_items, truncation_psi, seed
+        self.sample_z = get_z_sampler(z_sampler)
 
     def __len__(self) -> int:
         return self.num_items
@@ -103,7 +110,7 @@ class SampledLatents:
     def codes(self, indices: list[int]) -> torch.Tensor:
         """W+ codes ``[len(indices), num_ws, w_dim]`` on the generator's device."""
         device = self.G.w_avg.device
-        z = torch.stack([torch.randn(self.G.z_dim, generator=torch.Generator().manual_seed(self.seed * 7_919 + i))
-                         for i in indices]).to(device)
+        z = torch.cat([self.sample_z(1, self.G.z_dim, torch.Generator().manual_seed(self.seed * 7_919 + i))
+                       for i in indices]).to(device)
         c = torch.zeros(len(indices), self.G.c_dim, device=device) if self.G.c_dim else None
         return self.G.to_wplus(self.G.truncate(self.G.mapping(z, c), self.psi)).contiguous()

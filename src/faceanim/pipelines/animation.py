@@ -32,11 +32,15 @@ class AnimationPipeline:
     """
 
     def __init__(self, generator, animator, template: str | None = None, truncation_psi: float = 0.7,
-                 inverter: Callable | None = None, name: str = "custom", anchor_first_frame: bool = True):
+                 inverter: Callable | None = None, name: str = "custom", anchor_first_frame: bool = True,
+                 z_sampler: str = "gaussian"):
         """``anchor_first_frame``: subtract Δw⁽¹⁾ from every Δw⁽ⁱ⁾ so that the video starts exactly at the given
         face (the paper's w⁽¹⁾ = Δw⁽¹⁾ + w_s is only pulled towards w_s by its losses) and prompt timelines
         join without a jump. False reproduces eq. 8 literally."""
+        from faceanim.latent_samplers import get_z_sampler
+
         self.anchor_first_frame = anchor_first_frame
+        self.sample_z = get_z_sampler(z_sampler)
         self.G = generator.eval().requires_grad_(False)
         self.animator = animator.eval().requires_grad_(False)
         self.template = template or animator.config.template
@@ -54,7 +58,7 @@ class AnimationPipeline:
         info = read_bundle_info(folder)
         G = Generator.from_pretrained(folder / info.components.get("generator", "generator"))
         animator = LanguageGuidedAnimator.from_pretrained(folder / info.components.get("motion", "motion"))
-        pipe = cls(G, animator, info.template, info.truncation_psi, name=info.name)
+        pipe = cls(G, animator, info.template, info.truncation_psi, name=info.name, z_sampler=info.z_sampler)
         pipe.info = info
         return pipe.to(device)
 
@@ -69,8 +73,8 @@ class AnimationPipeline:
 
     # -- sources -------------------------------------------------------------------------------------------------
     def latent_from_seed(self, seed: int) -> torch.Tensor:
-        """The face of ``seed``: z ~ N(0, I) from the seed → mapping → truncation (ψ) → W+ ``[num_ws, w_dim]``."""
-        z = torch.randn(1, self.G.z_dim, generator=torch.Generator().manual_seed(int(seed))).to(self.device)
+        """The face of ``seed``: z from the seed (the bundle's sampler) → mapping → truncation (ψ) → W+ ``[num_ws, w_dim]``."""
+        z = self.sample_z(1, self.G.z_dim, torch.Generator().manual_seed(int(seed))).to(self.device)
         c = torch.zeros(1, self.G.c_dim, device=self.device) if self.G.c_dim else None
         with torch.no_grad():
             w = self.G.truncate(self.G.mapping(z, c), self.truncation_psi)

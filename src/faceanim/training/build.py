@@ -99,7 +99,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
     optimizer = torch.optim.Adam(groups, betas=cfg.betas)
 
     if cfg.mode == "latent":
-        source = SampledLatents(G, cfg.num_items, cfg.truncation_psi, seed=cfg.seed)
+        source = SampledLatents(G, cfg.num_items, cfg.truncation_psi, seed=cfg.seed, z_sampler=cfg.z_sampler)
     else:
         source = ImageLatentDataset(cfg.images, cfg.latents, G.img_resolution, G.num_ws, G.w_dim)
     sampler = StepBatchSampler(len(source), len(prompts), cfg.batch_size, cfg.seed, dist.rank, dist.world_size)

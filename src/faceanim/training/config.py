@@ -38,6 +38,7 @@ class TrainConfig:
     latents: str | None = None                # image mode: their inverted W+ codes
     truncation_psi: float = 0.7               # latent mode: truncation of sampled codes
     num_items: int = 100_000                  # latent mode: number of distinct sampled faces
+    z_sampler: str = "gaussian"               # latent mode: how z is drawn ("gaussian"; "toonface" for ToonFace)
     # optimization (IV-A-2)
     batch_size: int = 4                       # per process; texts in a batch never repeat
     num_frames: int = 4                       # frames per training video (the official code trains on 4)
