@@ -20,6 +20,13 @@ WEIGHTS_NAME = "model.safetensors"
 T = TypeVar("T")
 
 
+def _usual_mode(path: Path) -> None:
+    """mkstemp/mkdtemp create private files (0600/0700); give results the mode a plain open() would."""
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_path(dst: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``dst``; it replaces ``dst`` only if the block succeeds.
@@ -37,6 +44,7 @@ def atomic_path(dst: str | os.PathLike, suffix: str | None = None) -> Iterator[P
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _usual_mode(tmp_path)
         os.replace(tmp_path, dst)
     finally:
         if tmp_path.exists():
@@ -58,6 +66,7 @@ def atomic_dir(dst: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=parent))
     try:
         yield tmp
+        _usual_mode(tmp)
         if dst.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=parent))
             os.replace(dst, old / "x")
