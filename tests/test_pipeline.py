@@ -5,33 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from faceanim.bundles import BundleInfo, create_bundle, describe_bundle, resolve_bundle
-from faceanim.encoders.clip import CLIPEncoder
+from faceanim.bundles import describe_bundle, resolve_bundle
 from faceanim.errors import FaceanimError
-from faceanim.models.stylegan2 import Generator
-from faceanim.motion import LanguageGuidedAnimator, MotionConfig
 from faceanim.pipelines import AnimationPipeline
 
-from tiny_models import CLIP_RN, CLIP_VIT, tiny_generator
+from tiny_models import tiny_bundle
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bundle")
-    gen = tiny_generator(tmp / "gen")
-    G = Generator.from_pretrained(gen)
-    torch.manual_seed(1)
-    clip = CLIPEncoder.from_config(CLIP_RN)
-    cfg = MotionConfig(z_dim=32, h_dim=16, num_ws=G.num_ws, w_dim=G.w_dim, mapper_hidden=32, mode="latent",
-                       template="The cartoon person is {}.")
-    A = LanguageGuidedAnimator(cfg, clip)
-    with torch.no_grad():  # give the untrained model some motion
-        for p in A.motion_mapper.layers[-1].parameters():
-            p.normal_(0, 0.05)
-    A.save_pretrained(tmp / "motion")
-    CLIPEncoder.from_config(CLIP_VIT).save_pretrained(tmp / "loss_clip")
-    return create_bundle(tmp / "tiny-bundle", BundleInfo(name="tiny", fps=8), gen, tmp / "motion", tmp / "loss_clip",
-                         model_card="# tiny\n")
+    return tiny_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="module")

@@ -43,3 +43,25 @@ def tiny_config(tmp_path: Path, **overrides) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def tiny_bundle(tmp: Path) -> Path:
+    """A complete bundle (16 px generator, tiny CLIPs, an untrained motion model with some motion)."""
+    from faceanim.bundles import BundleInfo, create_bundle
+    from faceanim.encoders.clip import CLIPEncoder
+    from faceanim.motion import LanguageGuidedAnimator, MotionConfig
+
+    gen = tiny_generator(tmp / "gen")
+    G = Generator.from_pretrained(gen)
+    torch.manual_seed(1)
+    clip = CLIPEncoder.from_config(CLIP_RN)
+    cfg = MotionConfig(z_dim=32, h_dim=16, num_ws=G.num_ws, w_dim=G.w_dim, mapper_hidden=32, mode="latent",
+                       template="The cartoon person is {}.")
+    A = LanguageGuidedAnimator(cfg, clip)
+    with torch.no_grad():  # give the untrained model some motion
+        for p in A.motion_mapper.layers[-1].parameters():
+            p.normal_(0, 0.05)
+    A.save_pretrained(tmp / "motion")
+    CLIPEncoder.from_config(CLIP_VIT).save_pretrained(tmp / "loss_clip")
+    return create_bundle(tmp / "tiny-bundle", BundleInfo(name="tiny", fps=8), gen, tmp / "motion", tmp / "loss_clip",
+                         model_card="# tiny\n")

@@ -150,6 +150,111 @@ def info(bundle_name: str | None) -> None:
     click.echo(describe_bundle(resolve_bundle(bundle_name)))
 
 
+@cli.command()
+@click.argument("image", required=False, type=click.Path(path_type=str))
+@click.option("--prompt", "-p", "prompts", multiple=True, required=True,
+              help="What the face does; bare ('smiling') gets the bundle's template. Repeat for a timeline.")
+@click.option("--frames", "-n", default=None, type=int, help="Frames per prompt (default: the bundle's, 16).")
+@click.option("--fps", default=None, type=int, help="Frames per second of the video (default: the bundle's, 10).")
+@click.option("--out", "-o", default="animation.mp4", help="Output: .mp4, .gif, or a folder of PNG frames (ends with /).")
+@click.option("--bundle", "-b", default=None, help="Bundle name or folder (default: toonface).")
+@click.option("--seed", "-s", default=0, help="Face (and motion noise) seed when no IMAGE or --latent is given.")
+@click.option("--latent", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Start from a saved W+ code (.safetensors from --save-latents, or .pt/.npy) instead of a seed.")
+@click.option("--strength", default=1.0, help="Scale of the motion (0 = still image).")
+@click.option("--ping-pong", is_flag=True, help="Play back to the first frame (seamless loop).")
+@click.option("--grid", is_flag=True, help="Several prompts side by side from the same face instead of a timeline.")
+@click.option("--size", default=None, type=int, help="Upscale frames to SIZE×SIZE in the written video.")
+@click.option("--save-latents", default=None, type=click.Path(dir_okay=False),
+              help="Also write the per-frame W+ codes (.safetensors) for reuse.")
+@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--batch-size", default=8, help="Frames synthesized per generator call.")
+def animate(image, prompts, frames, fps, out, bundle, seed, latent, strength, ping_pong, grid, size, save_latents,
+            device, batch_size) -> None:
+    """Animate a face from a text prompt and write a video.
+
+    Without IMAGE, the face comes from --seed (or --latent) in the bundle's generator.
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    from faceanim.outputs import check_output_path, save_latents as write_latents, write_animation, write_grid_video
+    from faceanim.pipelines import AnimationPipeline
+    from faceanim.pipelines.animation import MAX_FRAMES
+    from faceanim.training.build import pick_device
+    from faceanim.utils.perf import tune_allocator
+
+    t_start = time.perf_counter()
+    tune_allocator()
+    if frames is not None and not 2 <= frames <= MAX_FRAMES:
+        raise FaceanimError(f"--frames must be between 2 and {MAX_FRAMES}, got {frames}")
+    if fps is not None and not 1 <= fps <= 120:
+        raise FaceanimError(f"--fps must be between 1 and 120, got {fps}")
+    if size is not None and not 16 <= size <= 2048:
+        raise FaceanimError(f"--size must be between 16 and 2048, got {size}")
+    if not 1 <= batch_size <= 256:
+        raise FaceanimError("--batch-size must be between 1 and 256")
+    if any(not p.strip() for p in prompts):
+        raise FaceanimError("--prompt is empty")
+    check_output_path(out)
+    if save_latents:
+        check_output_path(save_latents, allowed={".safetensors"})
+    if image is not None:
+        from faceanim.utils.images import load_image
+
+        load_image(image)  # unreadable / oversized input fails here, before any model loads
+        if latent is None:
+            raise FaceanimError("animating a photo needs face alignment + inversion, which this version does not "
+                                "have yet; pass --latent (a W+ code) or a --seed")
+    t0 = time.perf_counter()
+    pipe = AnimationPipeline.from_bundle(bundle, device=pick_device(device))
+    t_load = time.perf_counter() - t0
+    info = getattr(pipe, "info", None)
+    frames = frames or (info.num_frames if info else 16)
+    fps = fps or (info.fps if info else 10)
+    source = {"seed": seed}
+    if latent is not None:
+        from faceanim.outputs import load_latents_file
+
+        codes = load_latents_file(latent)
+        source = {"latent": codes[-1] if codes.ndim == 3 and codes.shape[0] > 1 else codes}
+    total = frames * len(prompts) if not grid else frames * len(prompts)
+    if ping_pong:
+        total = total * 2 - 2 if not grid else (2 * frames - 2) * len(prompts)
+    kwargs = dict(num_frames=frames, strength=strength, ping_pong=ping_pong, batch_size=batch_size,
+                  generator=torch_generator(seed), **source)
+    with tqdm(total=total, desc="frames", unit="frame", disable=None) as bar:
+        if grid:
+            result = pipe.batch(list(prompts), progress=bar.update, **kwargs)
+        else:
+            result = pipe(list(prompts), progress=bar.update, **kwargs)
+    t1 = time.perf_counter()
+    if grid:
+        write_grid_video(result.frames, out, fps=fps, labels=list(prompts), size=size)
+    else:
+        write_animation(result.frames, out, fps=fps, size=size)
+    if save_latents:
+        write_latents(result.latents, save_latents, {"prompts": " | ".join(prompts), "bundle": pipe.name,
+                                                       "seed": str(seed)})
+    t_write = time.perf_counter() - t1
+    n = result.frames.shape[-4] if result.frames.ndim == 5 else result.frames.shape[0]
+    res = result.frames.shape[-1]
+    click.echo(f"wrote {out}: {n} frames{f' x {len(prompts)} prompts' if grid else ''}, {size or res}x{size or res}, "
+               f"{fps} fps ({n / fps:.1f} s); bundle {pipe.name}, "
+               f"{'latent ' + str(latent) if latent else 'seed ' + str(seed)}")
+    click.echo(f"  time: load {t_load:.2f} s, motion {result.timings['motion']:.2f} s, synthesis "
+               f"{result.timings['synthesis']:.2f} s, writing {t_write:.2f} s, total {time.perf_counter() - t_start:.2f} s")
+    if save_latents:
+        click.echo(f"  latents → {save_latents}")
+
+
+def torch_generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(int(seed))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and return a non-zero code (no traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)

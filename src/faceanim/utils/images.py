@@ -35,3 +35,42 @@ def save_grid(frames: torch.Tensor, path: str | os.PathLike) -> torch.Tensor:
     with atomic_path(path) as tmp:
         Image.fromarray(arr.numpy()).save(tmp, format="PNG")
     return arr.permute(2, 0, 1)
+
+
+MAX_IMAGE_PIXELS = 64_000_000  # refuse larger inputs (decompression bombs); 8k × 8k
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS):
+    """Open an image file as RGB PIL image: EXIF orientation applied; grayscale, palette, alpha (composited on
+    white), CMYK and 16-bit inputs converted. Unreadable or oversized files raise a one-line FaceanimError."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from faceanim.errors import FaceanimError
+
+    if not os.path.isfile(path):
+        raise FaceanimError(f"image not found: {path}")
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > max_pixels:
+                raise FaceanimError(f"{path}: {im.width}x{im.height} is larger than the limit of {max_pixels:,} pixels")
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                import numpy as np
+
+                arr = np.asarray(im, dtype=np.float64)
+                im = Image.fromarray((arr / max(arr.max(), 1) * 255).round().astype("uint8"))
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            return im.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise FaceanimError(f"{path}: image is larger than the limit of {max_pixels:,} pixels") from None
+    except UnidentifiedImageError:
+        raise FaceanimError(f"{path} is not an image file PIL can read") from None
+    except OSError as exc:
+        raise FaceanimError(f"{path}: unreadable or truncated image ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old

@@ -1,0 +1,89 @@
+"""`faceanim animate` end to end on a tiny bundle, every output format, and its bad-input errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from faceanim.cli.main import main
+from faceanim.outputs import load_latents_file
+
+from tiny_models import tiny_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return str(tiny_bundle(tmp_path_factory.mktemp("b")))
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and err.count("\n") == 0, err
+    return err
+
+
+def test_animate_mp4_and_latents_reuse(bundle, tmp_path, capsys):
+    out, lat = tmp_path / "smile.mp4", tmp_path / "smile.safetensors"
+    assert main(["animate", "--bundle", bundle, "--prompt", "smiling", "--frames", "6", "--fps", "5",
+                 "--out", str(out), "--save-latents", str(lat), "--seed", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "wrote" in text and "6 frames" in text and "time: load" in text
+    assert out.stat().st_size > 0
+    codes = load_latents_file(lat)
+    assert codes.shape[0] == 6
+    # continue from the saved code with another prompt
+    out2 = tmp_path / "next.gif"
+    assert main(["animate", "--bundle", bundle, "-p", "crying", "-n", "4", "--latent", str(lat), "-o", str(out2)]) == 0
+    with Image.open(out2) as im:
+        assert im.n_frames == 4
+
+
+def test_animate_timeline_grid_png_folder_pingpong(bundle, tmp_path, capsys):
+    assert main(["animate", "-b", bundle, "-p", "crying", "-p", "pouting", "-n", "4", "-o", str(tmp_path / "f/")]) == 0
+    assert len(list((tmp_path / "f").glob("frame_*.png"))) == 7  # 4 + 3 (the join frame is not repeated)
+    assert main(["animate", "-b", bundle, "-p", "smiling", "-p", "angry", "--grid", "-n", "3",
+                 "-o", str(tmp_path / "grid.png")]) == 0
+    assert main(["animate", "-b", bundle, "-p", "smiling", "-n", "4", "--ping-pong", "-o", str(tmp_path / "loop/")]) == 0
+    assert len(list((tmp_path / "loop").glob("frame_*.png"))) == 6
+
+
+def test_animate_is_deterministic(bundle, tmp_path):
+    for name in ("a", "b"):
+        assert main(["animate", "-b", bundle, "-p", "smiling", "-n", "3", "-s", "9", "-o", str(tmp_path / f"{name}/")]) == 0
+    a = np.asarray(Image.open(tmp_path / "a" / "frame_0002.png"))
+    b = np.asarray(Image.open(tmp_path / "b" / "frame_0002.png"))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-p", "  "], "empty"),
+    (["-p", "word " * 60], "tokens"),
+    (["-p", "smiling", "-n", "0"], "--frames"),
+    (["-p", "smiling", "-n", "100000"], "--frames"),
+    (["-p", "smiling", "--fps", "0"], "--fps"),
+    (["-p", "smiling", "-o", "out.avi"], ".mp4"),
+    (["-p", "smiling", "-o", "/no/such/dir/x.mp4"], "does not exist"),
+])
+def test_animate_bad_inputs(bundle, tmp_path, capsys, args, needle):
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["animate", "-b", bundle, *args]) == 2
+        assert needle in _err(capsys)
+        assert not [p for p in tmp_path.iterdir()]  # nothing half-written
+    finally:
+        os.chdir(cwd)
+
+
+def test_animate_unknown_bundle_and_bad_image(tmp_path, capsys):
+    assert main(["animate", "-b", "nope-bundle", "-p", "smiling", "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "unknown bundle" in _err(capsys)
+    bad = tmp_path / "face.jpg"
+    bad.write_text("not an image")
+    assert main(["animate", str(bad), "-p", "smiling", "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "not an image" in _err(capsys)
+    assert not (tmp_path / "x.mp4").exists()
