@@ -61,6 +61,6 @@ def load_generator(src: str | os.PathLike, fmt: str = "auto", lr_mlp: float = 0.
         return G, notes, ("e4e" if any("e4e" in n for n in notes) else "rosinality")
     from faceanim.convert.nvlabs import convert_nvlabs
 
-    result = convert_nvlabs(src)
-    G, notes = result if isinstance(result, tuple) else (result, [])
-    return G, list(notes), fmt
+    notes: list[str] = []
+    G = convert_nvlabs(src, notes=notes)
+    return G, notes, fmt
