@@ -766,3 +766,22 @@ def test_bad_files_give_one_line_checkpoint_errors(nvlabs_pkl, tmp_path):
     write_pickle(tmp_path / "list.pkl", [1, 2, 3])
     with pytest.raises(CheckpointError, match="snapshot dict"):
         convert_nvlabs(tmp_path / "list.pkl")
+
+
+def test_cli_convert_nvlabs_and_refuse_malicious(nvlabs_pkl, tmp_path, capsys):
+    import os
+
+    from faceanim.cli.main import main
+    from faceanim.models.stylegan2 import Generator as Native
+
+    path, _ = nvlabs_pkl("ada-64")
+    assert main(["convert", str(path), str(tmp_path / "native")]) == 0
+    assert "converted nvlabs checkpoint" in capsys.readouterr().out
+    assert Native.from_pretrained(tmp_path / "native").img_resolution == 64
+
+    marker = tmp_path / "pwned"
+    evil = write_pickle(tmp_path / "evil.pkl", {"G_ema": Reduces(os.system, f"touch {marker}")})
+    assert main(["convert", str(evil), str(tmp_path / "evil_out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("faceanim: error:") and "system" in err and "\n" not in err
+    assert not marker.exists() and not (tmp_path / "evil_out").exists()
