@@ -147,3 +147,25 @@ def test_malicious_pt_is_refused_and_not_run(tmp_path):
     with pytest.raises(UnsafePickleError, match="system"):
         load_rosinality(path)
     assert not os.path.exists(marker)
+
+
+def _config_f(size: int) -> dict[int, int]:
+    return {2 ** i: min(32768 // 2 ** i, 512) for i in range(2, int(math.log2(size)) + 1)}
+
+
+@pytest.mark.parametrize("size,num_ws", [
+    (256, 14),
+    pytest.param(512, 16, marks=pytest.mark.slow),
+    pytest.param(1024, 18, marks=pytest.mark.slow),
+])
+def test_real_config_f_shapes(tmp_path, size, num_ws):
+    """The published layouts (stylegan2-ffhq-config-f.pt at 1024, and the 512 / 256 variants), random weights."""
+    sd = ref.make_state(size, 512, 8, _config_f(size), seed=1)
+    G, _ = load_rosinality(_save(tmp_path, sd, latent_avg=torch.randn(512)))
+    assert G.num_ws == num_ws and G.img_resolution == size
+    n_params = sum(p.numel() for p in G.parameters())
+    if size == 1024:
+        assert abs(n_params - 30.37e6) < 0.1e6  # the 30.4 M parameters of config-f (G_ema, mapping included)
+    with torch.no_grad():
+        w = torch.randn(1, num_ws, 512)
+        assert torch.allclose(G.synthesis(w), ref.synthesize(sd, w), atol=1e-4)
