@@ -58,12 +58,28 @@ def _randomize_last_layers(animator):
             p.normal_(0, 0.01)
 
 
+@pytest.fixture
+def lpips_backbone(tmp_path, monkeypatch):
+    """Random AlexNet weights where torchvision's cache keeps the real ones, so that the LPIPS term is built."""
+    pytest.importorskip("lpips")
+    import torchvision
+
+    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    url = torchvision.models.AlexNet_Weights.DEFAULT.url
+    torch.save(torchvision.models.alexnet().state_dict(), hub / os.path.basename(url))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+
 @pytest.mark.parametrize("term,groups", [
     ("w_reg", {"mappers", "recurrent", "encoders"}),
     ("path_reg", {"mappers", "recurrent", "encoders"}),
     ("contrastive", {"mappers", "recurrent", "encoders"}),
+    ("lpips", {"mappers", "encoders"}),  # frame 1 is H_t(z⁽¹⁾) + w_s: M is not involved yet
 ])
-def test_every_weighted_term_reaches_its_parameters(tmp_path, term, groups):
+def test_every_weighted_term_reaches_its_parameters(tmp_path, term, groups, request):
+    if term == "lpips":
+        request.getfixturevalue("lpips_backbone")
     weights = {"w_reg": 0.0, "path_reg": 0.0, "contrastive": 0.0, "lpips": 0.0, term: 1.0}
     trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, loss=weights)))
     _randomize_last_layers(trainer.animator)
@@ -82,6 +98,18 @@ def test_weighted_total_is_sum_of_weighted_terms(tmp_path):
     _randomize_last_layers(trainer.animator)
     r = trainer.train_step(0)
     assert r["loss"] == pytest.approx(2.0 * r["w_reg"] + 3.0 * r["path_reg"] + 0.5 * r["contrastive"], rel=1e-5)
+
+
+def test_lpips_term_with_backbone_weights(tmp_path, lpips_backbone):
+    trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, loss={"lpips": 0.7})))
+    assert "lpips" in trainer.loss.active and trainer.loss.pixel_frames(4) == [0, 3]
+    calls = []
+    render = trainer.render
+    trainer.render = lambda ws: calls.append(ws.shape[0]) or render(ws)
+    _randomize_last_layers(trainer.animator)
+    r = trainer.train_step(0)
+    assert calls == [8, 4]  # first + last frame of 4 videos, then the 4 source images w_s
+    assert r["loss"] == pytest.approx(r["w_reg"] + r["path_reg"] + 0.5 * r["contrastive"] + 0.7 * r["lpips"], rel=1e-5)
 
 
 def test_generator_renders_only_frames_a_loss_reads(tmp_path):

@@ -46,4 +46,7 @@ class LPIPSLoss(nn.Module):
         """x, y: ``[B, 3, H, W]`` in [-1, 1] → mean LPIPS distance."""
         if not self.available or self.model is None:
             raise RuntimeError(self.reason)
+        if min(x.shape[-2:]) < 64:  # the AlexNet/VGG trunks need ≥ 64 px to reach their deepest layer
+            x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
+            y = torch.nn.functional.interpolate(y, size=(64, 64), mode="bilinear", align_corners=False)
         return self.model(x, y).mean()
