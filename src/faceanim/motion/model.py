@@ -56,10 +56,19 @@ class LanguageGuidedAnimator(nn.Module):
 
     # -- parameter groups with the paper's learning rates (IV-A-2) ---------------------------------------------
     def parameter_groups(self, lr_encoder: float = 1e-5, lr_mapper: float = 1e-3, lr_recurrent: float = 1e-3,
-                         train_visual_encoder: bool = True) -> list[dict]:
-        """Encoders 1e-5, mappers 1e-3, recurrent module 1e-3. In latent mode E_v is not trained."""
-        enc = list(self.clip.model.transformer.parameters()) + [
-            p for n, p in self.clip.model.named_parameters() if not n.startswith(("visual.", "transformer."))]
+                         train_visual_encoder: bool = True, train_text_encoder: bool = True) -> list[dict]:
+        """Encoders 1e-5, mappers 1e-3, recurrent module 1e-3. In latent mode E_v is not trained; encoders left
+        out are frozen (``requires_grad`` off)."""
+        self.clip.model.logit_scale.requires_grad_(False)  # CLIP's temperature plays no part here
+        enc = []
+        text = list(self.clip.model.transformer.parameters()) + [
+            p for n, p in self.clip.model.named_parameters()
+            if not n.startswith(("visual.", "transformer.")) and n != "logit_scale"]
+        if train_text_encoder:
+            enc += text
+        else:
+            for p in text:
+                p.requires_grad_(False)
         if self.config.mode == "image" and train_visual_encoder:
             enc += list(self.clip.model.visual.parameters())
         else:

@@ -95,7 +95,9 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
     contrastive = ContrastiveLoss(loss_clip, cfg.loss.temperature, template=cfg.template) if cfg.loss.contrastive else None
     loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction)
 
-    groups = animator.parameter_groups(cfg.lr_encoder, cfg.lr_mapper, cfg.lr_recurrent, cfg.train_visual_encoder)
+    groups = animator.parameter_groups(cfg.lr_encoder, cfg.lr_mapper, cfg.lr_recurrent, cfg.train_visual_encoder,
+                                       cfg.train_text_encoder)
+    groups = [g for g in groups if g["params"]]
     optimizer = torch.optim.Adam(groups, betas=cfg.betas)
 
     if cfg.mode == "latent":

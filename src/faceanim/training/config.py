@@ -48,6 +48,7 @@ class TrainConfig:
     lr_recurrent: float = 1e-3
     betas: tuple[float, float] = (0.0, 0.999)
     train_visual_encoder: bool = True
+    train_text_encoder: bool = True           # False: E_t frozen (then it may share weights with the loss CLIP)
     loss: LossConfig = field(default_factory=LossConfig)
     seed: int = 0
     # bookkeeping
