@@ -130,11 +130,10 @@ def describe_bundle(folder: str | os.PathLike) -> str:
     if info.description:
         lines.append(f"  {info.description}")
     lines.append(f"  mode: {info.mode}, template: {info.template!r}, defaults: {info.num_frames} frames at {info.fps} fps")
-    total = 0
     for comp, sub in info.components.items():
         cfg_path = folder / sub / "config.json"
         size = sum(p.stat().st_size for p in (folder / sub).rglob("*") if p.is_file())
-        total += size
+        shared = [c for c, s in info.components.items() if c != comp and sub.startswith(s + "/")]
         detail = ""
         if cfg_path.is_file():
             cfg = json.loads(cfg_path.read_text())
@@ -144,7 +143,9 @@ def describe_bundle(folder: str | os.PathLike) -> str:
                 detail = f"motion model: z {cfg['z_dim']}, h {cfg['h_dim']}, W+ {cfg['num_ws']}×{cfg['w_dim']}"
             elif "embed_dim" in cfg:
                 detail = f"CLIP {cfg.get('name', '')}, embed {cfg['embed_dim']}"
-        lines.append(f"  {comp:<10} {detail}  [{size / 1e6:.1f} MB]")
+        where = f"inside {shared[0]}/" if shared else f"{size / 1e6:.1f} MB"
+        lines.append(f"  {comp:<10} {detail}  [{where}]")
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     lines.append(f"  total {total / 1e6:.1f} MB; example prompts: {', '.join(info.example_prompts)}")
     if (folder / "MODEL_CARD.md").is_file():
         lines.append(f"  model card: {folder / 'MODEL_CARD.md'}")

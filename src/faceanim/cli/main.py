@@ -255,6 +255,16 @@ def torch_generator(seed: int):
     return torch.Generator().manual_seed(int(seed))
 
 
+
+def _add_toon() -> None:
+    from faceanim.toon.cli import toon
+
+    cli.add_command(toon)
+
+
+_add_toon()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and return a non-zero code (no traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,293 @@
+"""``faceanim toon …``: the reproducible commands that build the ToonFace default bundle."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import torch
+
+EVAL_SEED = 1_000_000_007  # held-out draws: training batches use seeds seed·1e6+step, far from this one
+
+
+@click.group()
+def toon() -> None:
+    """Build the ToonFace default bundle: render, train-clip, train-generator, train-motion, build-bundle."""
+
+
+@toon.command()
+@click.option("--n", default=16, show_default=True, help="Faces.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", default="toon_grid.png", show_default=True, help="Grid PNG.")
+@click.option("--size", default=128, show_default=True)
+def render(n: int, seed: int, out: str, size: int) -> None:
+    """Render random faces with expressions into a grid (a look at the training distribution)."""
+    from faceanim.toon.recipes import training_params
+    from faceanim.toon.renderer import render as draw
+    from faceanim.utils.images import save_grid
+
+    p = training_params(n, torch.Generator().manual_seed(seed))
+    imgs = draw(p, size=size)
+    cols = min(n, 8)
+    rows = (n + cols - 1) // cols
+    pad = rows * cols - n
+    if pad:
+        imgs = torch.cat([imgs, torch.ones(pad, *imgs.shape[1:])])
+    save_grid(imgs.reshape(rows, cols, *imgs.shape[1:]), out)
+    click.echo(f"wrote {out}")
+
+
+@toon.command("train-generator")
+@click.option("--out", default="work/toonface/generator", show_default=True, help="Run folder.")
+@click.option("--steps", default=8000, show_default=True)
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--lr", default=2e-3, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint.")
+@click.option("--eval-size", default=256, show_default=True, help="Held-out draws for the periodic PSNR.")
+def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int, resume: bool, eval_size: int) -> None:
+    """Train the 128 px StyleGAN2 to reproduce the renderer from encoded factors (supervised, no discriminator)."""
+    from faceanim.models.stylegan2 import Generator
+    from faceanim.toon.latent import Z_DIM
+    from faceanim.toon.recipes import generator_batch
+    from faceanim.toon.train_generator import GeneratorTrainConfig, GeneratorTrainer, toon_generator_config
+    from faceanim.utils.perf import tune_allocator
+
+    tune_allocator()
+    torch.manual_seed(seed)
+    G = Generator(toon_generator_config(Z_DIM))
+    cfg = GeneratorTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_size=eval_size)
+    eval_batch = generator_batch(eval_size, torch.Generator().manual_seed(EVAL_SEED))
+    trainer = GeneratorTrainer(G, generator_batch, cfg, out, eval_batch=eval_batch)
+    if resume:
+        click.echo(f"resumed at step {trainer.resume()}")
+    t0 = time.perf_counter()
+    trainer.train()
+    export = Path(out) / "generator"
+    with torch.no_grad():
+        G.mapping.w_avg.copy_(_toon_w_avg(G))
+    G.eval().save_pretrained(export)
+    click.echo(f"done in {time.perf_counter() - t0:.0f} s; generator → {export}")
+
+
+def _toon_w_avg(G) -> torch.Tensor:
+    """Mean W of neutral ToonFace identities (truncation centre for the "toonface" sampler)."""
+    from faceanim.toon.latent import Z_DIM, sample_identity_z
+
+    z = sample_identity_z(2000, Z_DIM, torch.Generator().manual_seed(EVAL_SEED + 1))
+    return G.mapping(z).mean(0)
+
+
+@toon.command("eval-generator")
+@click.argument("generator", type=click.Path(exists=True, file_okay=False))
+@click.option("--n", default=1000, show_default=True, help="Held-out draws.")
+@click.option("--grid", default=None, help="Also write a comparison grid PNG (renderer row / generator row).")
+def eval_generator(generator: str, n: int, grid: str | None) -> None:
+    """PSNR of the generator against the renderer on held-out draws."""
+    from faceanim.models.stylegan2 import Generator
+    from faceanim.toon.recipes import generator_batch
+    from faceanim.toon.train_generator import psnr
+    from faceanim.utils.images import save_grid
+
+    G = Generator.from_pretrained(generator)
+    z, target = generator_batch(n, torch.Generator().manual_seed(EVAL_SEED + 7))
+    with torch.no_grad():
+        vals = torch.cat([psnr(G(z[i:i + 50]), target[i:i + 50]) for i in range(0, n, 50)])
+    res = {"n": n, "psnr_mean_db": round(float(vals.mean()), 2), "psnr_median_db": round(float(vals.median()), 2),
+           "psnr_p10_db": round(float(vals.quantile(0.1)), 2)}
+    click.echo(json.dumps(res))
+    if grid:
+        with torch.no_grad():
+            fake = G(z[:8])
+        save_grid(torch.stack([target[:8], fake.clamp(-1, 1)]), grid)
+        click.echo(f"wrote {grid}")
+
+
+def _clip_pairs(image_size: int):
+    from faceanim.toon.captions import caption
+    from faceanim.toon.factors import ToonParams
+    from faceanim.toon.renderer import render as draw
+
+    def pairs(n: int, g: torch.Generator):
+        p = ToonParams.sample(n, generator=g, expressions=True, attributes=True)  # clear expressions (≥ 0.3)
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        return draw(p, size=image_size), caption(p, rng=seed, split="train")
+
+    return pairs
+
+
+ZERO_SHOT_FRAMES = {
+    # Sentence frames for zero-shot classification; the first two are held-out caption templates (never trained on).
+    "heldout_template": ("{}: a person drawn in toon style", "an illustration showing a person, {}"),
+    "motion_template": ("The cartoon person is {}.",),  # the motion model's prompt template (a training template)
+}
+
+
+def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None) -> dict:
+    """Top-1 accuracy of telling each expression key from all the others on held-out identities rendered with
+    one factor at its target. Reported for held-out sentence frames around the training words (the target
+    metric), for the motion model's template, and for held-out synonyms never seen in training."""
+    from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS, PROMPT_TARGETS
+    from faceanim.toon.factors import ToonParams
+    from faceanim.toon.renderer import render as draw
+
+    keys = keys or list(PROMPT_TARGETS)
+    variants = {name: [[f.format(EXPRESSION_PROMPTS[k]) for f in frames] for k in keys]
+                for name, frames in ZERO_SHOT_FRAMES.items()}
+    variants["heldout_synonyms"] = [[f"The cartoon person is {HELDOUT_PROMPTS[k]}."] for k in keys]
+    with torch.no_grad():
+        feats = []
+        for i, k in enumerate(keys):
+            base = ToonParams.sample(per_key, generator=torch.Generator().manual_seed(EVAL_SEED + 100 + i))
+            factor, value = PROMPT_TARGETS[k]
+            feats.append(clip.encode_image(draw(base.replace(**{factor: value}), size=clip.image_size)))
+        out: dict = {}
+        for name, texts in variants.items():
+            # one class embedding per key: the normalized mean over its sentence frames (prompt ensembling)
+            txt = torch.stack([torch.nn.functional.normalize(clip.encode_text(t).mean(0), dim=0) for t in texts])
+            per = {k: float(((f @ txt.t()).argmax(1) == i).float().mean()) for i, (k, f) in enumerate(zip(keys, feats))}
+            out[name] = {"top1_mean": round(sum(per.values()) / len(per), 4), "top1_min": round(min(per.values()), 4),
+                         "per_key": {k: round(v, 3) for k, v in per.items()}}
+    return out
+
+
+@toon.command("train-clip")
+@click.option("--out", default="work/toonface/clip", show_default=True, help="Run folder.")
+@click.option("--steps", default=3000, show_default=True)
+@click.option("--batch-size", default=96, show_default=True)
+@click.option("--lr", default=5e-4, show_default=True)
+@click.option("--image-size", default=64, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resume", is_flag=True)
+@click.option("--eval-per-key", default=64, show_default=True, help="Held-out renders per expression in the final eval.")
+def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int, seed: int, resume: bool,
+               eval_per_key: int) -> None:
+    """Train the small ToonFace CLIP contrastively on renders + generated captions."""
+    from faceanim.encoders.clip import CLIPEncoder
+    from faceanim.toon.train_clip import ClipTrainConfig, ClipTrainer, toon_clip_config
+    from faceanim.utils.perf import tune_allocator
+
+    tune_allocator()
+    torch.manual_seed(seed)
+    clip = CLIPEncoder.from_config(toon_clip_config(image_size))
+    cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    trainer = ClipTrainer(clip, _clip_pairs(image_size), cfg, out,
+                          evaluate=lambda c: {k: v["top1_mean"] for k, v in zero_shot_eval(c, per_key=12).items()})
+    if resume:
+        click.echo(f"resumed at step {trainer.resume()}")
+    t0 = time.perf_counter()
+    trainer.train()
+    export = Path(out) / "clip"
+    clip.eval().save_pretrained(export)
+    ev = zero_shot_eval(clip, per_key=eval_per_key)
+    (Path(out) / "zero_shot.json").write_text(json.dumps(ev, indent=1))
+    h = ev["heldout_template"]
+    click.echo(f"done in {time.perf_counter() - t0:.0f} s; zero-shot top-1 on held-out renders, held-out sentence "
+               f"frames: mean {h['top1_mean']:.3f}, worst key {h['top1_min']:.3f} (unseen synonyms: "
+               f"{ev['heldout_synonyms']['top1_mean']:.3f}); CLIP → {export}")
+
+
+def motion_prompts() -> list[str]:
+    """Training prompts of the ToonFace motion model: every training-vocabulary predicate of every key."""
+    from faceanim.toon.captions import VOCABULARY
+
+    out: list[str] = []
+    for key, splits in VOCABULARY.items():
+        ph = splits["train"]
+        out += [p for p in (ph.pred or ph.with_) if p]
+    return list(dict.fromkeys(out))
+
+
+@toon.command("train-motion")
+@click.option("--generator", default="work/toonface/generator/generator", show_default=True)
+@click.option("--clip", "clip_dir", default="work/toonface/clip/clip", show_default=True)
+@click.option("--out-dir", default="work/toonface/motion", show_default=True, help="Parent of the numbered run folder.")
+@click.option("--steps", default=2000, show_default=True)
+@click.option("--batch-size", default=4, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Further TrainConfig overrides.")
+def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_size: int,
+                 overrides: tuple[str, ...]) -> None:
+    """Train the motion model with the paper's settings in sampled-latent mode (IV-A-1) on the ToonFace generator."""
+    import yaml
+
+    from faceanim.training.build import build_trainer
+    from faceanim.training.config import TrainConfig
+    from faceanim.utils.perf import tune_allocator
+
+    tune_allocator()
+    data = {"generator": generator, "cond_clip": clip_dir, "loss_clip": clip_dir, "mode": "latent",
+            "z_sampler": "toonface", "truncation_psi": 1.0, "prompts": motion_prompts(),
+            "template": "The cartoon person is {}.", "batch_size": batch_size, "num_frames": 4, "steps": steps,
+            "train_text_encoder": False, "motion": {"mapper_hidden": 512}, "loss": {"lpips": 0.0},
+            "out_dir": out_dir, "name": "toonface-motion", "checkpoint_every": 100, "sample_every": 250}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        data[key] = yaml.safe_load(value)
+    trainer = build_trainer(TrainConfig.from_dict(data))
+    click.echo(f"run folder: {trainer.run_dir}")
+    trainer.train()
+    click.echo(f"motion model → {trainer.run_dir / 'motion_model'}")
+
+
+def _fp16_copy(src: Path, dst: Path) -> None:
+    """Copy a native model folder with its float weights stored as float16 (loaders cast back to float32)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors"))
+    for f in src.rglob("*.safetensors"):
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(f)).items()}
+        save_file(state, str(dst / f.relative_to(src)))
+
+
+@toon.command("build-bundle")
+@click.option("--generator", default="work/toonface/generator/generator", show_default=True)
+@click.option("--motion", required=True, help="The motion run's motion_model/ folder.")
+@click.option("--out", default=None, help="Bundle folder (default: the package's bundles/toonface).")
+@click.option("--model-card", default=None, type=click.Path(exists=True, dir_okay=False))
+def build_bundle(generator: str, motion: str, out: str | None, model_card: str | None) -> None:
+    """Assemble the ToonFace bundle with fp16 weights, and report how far fp16 moves the outputs."""
+    import tempfile
+
+    from faceanim.bundles import PACKAGED, BundleInfo, KIND
+    from faceanim.models.stylegan2 import Generator
+    from faceanim.motion.model import LanguageGuidedAnimator
+    from faceanim.toon.train_generator import psnr
+    from faceanim.utils.io import atomic_dir
+
+    out_path = Path(out) if out else PACKAGED / "toonface"
+    info = BundleInfo(name="toonface", template="The cartoon person is {}.", mode="latent", truncation_psi=1.0,
+                      fps=10, num_frames=16, z_sampler="toonface",
+                      example_prompts=["smiling", "laughing", "crying", "winking", "surprised", "angry"],
+                      description="ToonFace: procedurally rendered cartoon faces; every network trained by "
+                                  "`faceanim toon …` (see MODEL_CARD.md)",
+                      components={"generator": "generator", "motion": "motion", "loss_clip": "motion/clip"})
+    with atomic_dir(out_path) as tmp:
+        _fp16_copy(Path(generator), tmp / "generator")
+        _fp16_copy(Path(motion), tmp / "motion")
+        import dataclasses
+
+        (tmp / "bundle.json").write_text(json.dumps({"kind": KIND, **dataclasses.asdict(info)}, indent=2) + "\n")
+        if model_card:
+            (tmp / "MODEL_CARD.md").write_text(Path(model_card).read_text())
+        G32, G16 = Generator.from_pretrained(generator), Generator.from_pretrained(tmp / "generator")
+        A32, A16 = LanguageGuidedAnimator.from_pretrained(motion), LanguageGuidedAnimator.from_pretrained(tmp / "motion")
+    with torch.no_grad():
+        from faceanim.toon.latent import Z_DIM, sample_identity_z
+
+        z = sample_identity_z(16, Z_DIM, torch.Generator().manual_seed(EVAL_SEED + 3))
+        a, b = G32(z), G16(z)
+        prompts = ["smiling", "crying", "winking", "angry"]
+        w = G32.to_wplus(G32.mapping(z[:4]))
+        g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+        wa = A32(prompts, 16, w_source=w, decay=True, generator=g()).ws
+        wb = A16(prompts, 16, w_source=w, decay=True, generator=g()).ws
+        fa, fb = G32.synthesis(wa[:, -1]), G16.synthesis(wb[:, -1])
+    size = sum(f.stat().st_size for f in out_path.rglob("*") if f.is_file())
+    report = {"bundle_mb": round(size / 1e6, 1), "fp16_vs_fp32_generator_psnr_db": round(float(psnr(b, a.clamp(-1, 1)).mean()), 1),
+              "fp16_vs_fp32_last_frame_psnr_db": round(float(psnr(fb, fa.clamp(-1, 1)).mean()), 1),
+              "fp16_vs_fp32_latent_max_abs": float((wa - wb).abs().max())}
+    click.echo(json.dumps(report))

@@ -1,0 +1,41 @@
+"""The ToonFace generator's input: a parameter vector encoded so that StyleGAN2's PixelNorm loses nothing.
+
+The mapping network starts by normalizing z to unit mean square, which would merge z and 2·z. Each scalar
+factor is therefore written as a point on a circle — (cos θ, sin θ) with θ = π/2·p for p ∈ [0, 1] (signed
+factors first mapped to [0, 1]) and θ = 2π·h for periodic hues — and one-hot blocks are kept as they are. Every
+encoded vector of one-hot (not blended) categories has the same norm, so PixelNorm is a constant scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from faceanim.toon.factors import FACTORS, SLICES, ToonParams
+
+PERIODIC = frozenset({"hair_hue", "shirt_hue", "bg_hue"})
+Z_DIM = sum(f.dim if f.kind == "onehot" else 2 for f in FACTORS)
+
+
+def encode(params: ToonParams | torch.Tensor) -> torch.Tensor:
+    """Parameter vectors ``[B, P]`` → generator inputs z ``[B, Z_DIM]``."""
+    v = params.vector if isinstance(params, ToonParams) else torch.as_tensor(params, dtype=torch.float32)
+    parts = []
+    for f in FACTORS:
+        x = v[:, SLICES[f.name]]
+        if f.kind == "onehot":
+            parts.append(x)
+            continue
+        if f.kind == "signed":
+            x = (x + 1) / 2
+        theta = (2 * math.pi if f.name in PERIODIC else math.pi / 2) * x
+        parts += [torch.cos(theta), torch.sin(theta)]
+    return torch.cat(parts, dim=1)
+
+
+def sample_identity_z(n: int, z_dim: int, generator: torch.Generator) -> torch.Tensor:
+    """z of ``n`` random ToonFace identities with a neutral expression (the "toonface" latent sampler)."""
+    if z_dim != Z_DIM:
+        raise ValueError(f"the ToonFace latent has {Z_DIM} entries, the generator expects {z_dim}")
+    return encode(ToonParams.sample(n, generator=generator))
