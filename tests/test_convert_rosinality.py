@@ -169,3 +169,16 @@ def test_real_config_f_shapes(tmp_path, size, num_ws):
     with torch.no_grad():
         w = torch.randn(1, num_ws, 512)
         assert torch.allclose(G.synthesis(w), ref.synthesize(sd, w), atol=1e-4)
+
+
+def test_legacy_torch_save_format(tmp_path):
+    """Checkpoints written before torch 1.6 (non-zip torch.save) are detected and read too."""
+    from faceanim.convert import detect_format, load_generator
+
+    sd = ref.make_state(8, 32, 2, {4: 16, 8: 16})
+    path = tmp_path / "old.pt"
+    torch.save({"g_ema": sd, "latent_avg": torch.randn(32)}, path, _use_new_zipfile_serialization=False)
+    assert detect_format(path) == "rosinality"
+    G, _, fmt = load_generator(path)
+    w = torch.randn(1, G.num_ws, 32)
+    assert fmt == "rosinality" and torch.allclose(G.synthesis(w), ref.synthesize(sd, w), atol=1e-4)

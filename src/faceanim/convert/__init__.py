@@ -19,11 +19,12 @@ from faceanim.errors import CheckpointError
 
 FORMATS = ("auto", "rosinality", "e4e", "nvlabs", "native")
 
-_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
 
 
 def detect_format(path: str | os.PathLike) -> str:
     """Guess the checkpoint format from the file's first bytes (never by unpickling)."""
+    from faceanim.convert.safe_pickle import TORCH_LEGACY_HEAD
+
     path = Path(path)
     if path.is_dir():
         if (path / "config.json").is_file():
@@ -35,7 +36,7 @@ def detect_format(path: str | os.PathLike) -> str:
         head = f.read(64)
     if not head:
         raise CheckpointError(f"{path} is empty")
-    if head.startswith(b"PK\x03\x04") or head.startswith(_TORCH_LEGACY_MAGIC):
+    if head.startswith(b"PK\x03\x04") or head.startswith(TORCH_LEGACY_HEAD):
         return "rosinality"  # torch.save archive: rosinality or e4e, told apart by their keys
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "nvlabs"

@@ -115,7 +115,7 @@ def _bad(msg: str) -> CheckpointError:
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # header of a legacy (non-zip) torch.save stream
 _LEGACY_PROTOCOL = 1001
-_LEGACY_HEAD = pickle.dumps(_LEGACY_MAGIC, protocol=2)[:-1]  # how a legacy torch.save file starts
+TORCH_LEGACY_HEAD = pickle.dumps(_LEGACY_MAGIC, protocol=2)[:-1]  # how a legacy torch.save file starts
 _STORAGE_DTYPES = {
     "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
     "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
@@ -436,7 +436,7 @@ def load_pickle_file(path: str | os.PathLike) -> Any:
         head = f.read(16)
         if not head:
             raise CheckpointError(f"{path} is empty")
-        if head.startswith(b"PK\x03\x04") or head.startswith(_LEGACY_HEAD):
+        if head.startswith(b"PK\x03\x04") or head.startswith(TORCH_LEGACY_HEAD):
             raise CheckpointError(f"{path} is a torch.save checkpoint, not an NVlabs network pickle "
                                   f"(convert it with --format rosinality)")
         f.seek(0)
