@@ -190,14 +190,13 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
 
 
 def motion_prompts() -> list[str]:
-    """Training prompts of the ToonFace motion model: every training-vocabulary predicate of every key."""
-    from faceanim.toon.captions import VOCABULARY
+    """Training prompts of the ToonFace motion model: the canonical phrase of every expression/attribute key.
 
-    out: list[str] = []
-    for key, splits in VOCABULARY.items():
-        ph = splits["train"]
-        out += [p for p in (ph.pred or ph.with_) if p]
-    return list(dict.fromkeys(out))
+    One phrase per key, so that two prompts of a batch never mean the same motion (synonyms would be pushed
+    apart by the contrastive loss)."""
+    from faceanim.toon.captions import EXPRESSION_PROMPTS
+
+    return list(dict.fromkeys(EXPRESSION_PROMPTS.values()))
 
 
 @toon.command("train-motion")
