@@ -28,6 +28,7 @@ from torch import nn
 
 from faceanim.errors import CheckpointError, FaceanimError
 from faceanim.prompts import apply_template
+from faceanim.utils.init import no_weight_init
 from faceanim.utils.io import load_weights, read_config, save_pretrained
 
 KIND = "clip"
@@ -174,7 +175,8 @@ class CLIPEncoder(nn.Module):
         if not path.exists():
             path, arch = _cached_path(str(src), cache_dir), arch or _known_arch(str(src))
         if path.is_dir():
-            encoder = cls(CLIPConfig.from_dict(read_config(path, KIND)))
+            with no_weight_init():  # every weight comes from the file (checked by _load_into)
+                encoder = cls(CLIPConfig.from_dict(read_config(path, KIND)))
             _load_into(encoder.model, load_weights(path), path)
             return encoder
         state_dict, is_archive = _read_state_dict(path)

@@ -130,7 +130,11 @@ class LanguageGuidedAnimator(nn.Module):
             config = MotionConfig(**cfg)
         except TypeError as exc:
             raise CheckpointError(f"{folder}/config.json does not describe a motion model ({exc})") from None
-        model = cls(config, CLIPEncoder.from_pretrained(Path(folder) / "clip"))
+        from faceanim.utils.init import no_weight_init
+
+        clip = CLIPEncoder.from_pretrained(Path(folder) / "clip")
+        with no_weight_init():  # all weights are loaded below, and missing ones are an error
+            model = cls(config, clip)
         state = load_weights(folder)
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith("clip.")]
