@@ -105,15 +105,26 @@ def eval_generator(generator: str, n: int, grid: str | None) -> None:
         click.echo(f"wrote {grid}")
 
 
-def _clip_pairs(image_size: int):
-    from faceanim.toon.captions import caption
+def _clip_pairs(image_size: int, short_captions: float = 0.0):
+    """Renders + captions. A share ``short_captions`` of the captions names only the strongest expression
+    ("The cartoon girl is winking"), which concentrates the contrastive signal on what the motion model needs."""
+    import random
+
+    from faceanim.toon.captions import NOUNS, active_keys, caption, prompt
     from faceanim.toon.factors import ToonParams
     from faceanim.toon.renderer import render as draw
 
     def pairs(n: int, g: torch.Generator):
         p = ToonParams.sample(n, generator=g, expressions=True, attributes=True)  # clear expressions (≥ 0.3)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-        return draw(p, size=image_size), caption(p, rng=seed, split="train")
+        texts = caption(p, rng=seed, split="train")
+        rng = random.Random(seed + 1)
+        for i in range(n):
+            if rng.random() < short_captions:
+                key = active_keys(p, i)[0][0]
+                noun = rng.choice(NOUNS["female" if float(p["lashes"][i]) >= 0.5 else "male"] + NOUNS["any"])
+                texts[i] = f"The cartoon {noun} is {prompt(key, rng, 'train')}"
+        return draw(p, size=image_size), texts
 
     return pairs
 
@@ -162,8 +173,10 @@ def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None) -> di
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True)
 @click.option("--eval-per-key", default=64, show_default=True, help="Held-out renders per expression in the final eval.")
+@click.option("--short-captions", default=0.0, show_default=True,
+              help="Share of captions that name only the strongest expression.")
 def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int, seed: int, resume: bool,
-               eval_per_key: int) -> None:
+               eval_per_key: int, short_captions: float) -> None:
     """Train the small ToonFace CLIP contrastively on renders + generated captions."""
     from faceanim.encoders.clip import CLIPEncoder
     from faceanim.toon.train_clip import ClipTrainConfig, ClipTrainer, toon_clip_config
@@ -173,7 +186,7 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
     torch.manual_seed(seed)
     clip = CLIPEncoder.from_config(toon_clip_config(image_size))
     cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
-    trainer = ClipTrainer(clip, _clip_pairs(image_size), cfg, out,
+    trainer = ClipTrainer(clip, _clip_pairs(image_size, short_captions), cfg, out,
                           evaluate=lambda c: {k: v["top1_mean"] for k, v in zero_shot_eval(c, per_key=12).items()})
     if resume:
         click.echo(f"resumed at step {trainer.resume()}")
