@@ -462,24 +462,12 @@ def load_latents_file(path: str | os.PathLike) -> torch.Tensor:
     """Read W or W+ codes as float32: a ``.safetensors`` from :func:`save_latents` (or holding one tensor), a
     ``.pt`` (loaded with ``weights_only=True``: a tensor, or a dict with ``latents``/``latent``/``w``/``ws``), or a
     ``.npy`` (no pickles). Any unreadable file raises a one-line FaceanimError; the shape is checked by its user."""
-    path = Path(path)
-    kind = path.suffix.lower()
-    if kind not in LATENT_INPUTS:
-        raise FaceanimError(f"unsupported latent file {os.fspath(path)!r}: use {', '.join(LATENT_INPUTS)}")
-    if not path.is_file():
-        raise FaceanimError(f"latent file not found: {path}")
-    try:
-        if kind == LATENTS_SUFFIX:
-            from safetensors.torch import load_file
+    from faceanim.utils.io import read_tensor_file
 
-            found = load_file(str(path))
-        elif kind == ".pt":
-            found = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            found = torch.from_numpy(np.load(path, allow_pickle=False))
-    except Exception as exc:  # each reader has its own error types; all mean "not a readable latent file"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FaceanimError(f"{path} is not a readable {kind} latent file ({reason})") from None
+    path = Path(path)
+    if path.suffix.lower() not in LATENT_INPUTS:
+        raise FaceanimError(f"unsupported latent file {os.fspath(path)!r}: use {', '.join(LATENT_INPUTS)}")
+    found = read_tensor_file(path, "latent")
     x = _pick_tensor(found, path)
     if not x.is_floating_point() or x.ndim not in (1, 2, 3, 4):
         raise FaceanimError(f"{path} holds {str(x.dtype).removeprefix('torch.')} {list(x.shape)}, not W/W+ codes")

@@ -17,27 +17,13 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 def load_latents(path: str | os.PathLike) -> dict[str, torch.Tensor] | torch.Tensor:
     """Read inverted codes: a tensor ``[N, num_ws, w_dim]`` (images matched in sorted-name order) or a mapping
     image name → ``[num_ws, w_dim]``. Accepts ``.safetensors``, ``.pt`` (read with weights_only) and ``.npy``/``.npz``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FaceanimError(f"latents file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from faceanim.utils.io import read_tensor_file
 
-            data = load_file(str(path))
-            return data["latents"] if set(data) == {"latents"} else data
-        if path.suffix in (".npy", ".npz"):
-            arr = np.load(path, allow_pickle=False)
-            if isinstance(arr, np.lib.npyio.NpzFile):
-                return {k: torch.from_numpy(arr[k]).float() for k in arr.files}
-            return torch.from_numpy(arr).float()
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FaceanimError:
-        raise
-    except Exception as exc:
-        raise FaceanimError(f"cannot read latents from {path} ({type(exc).__name__}: {exc})") from None
-    if isinstance(data, dict) and "latents" in data and isinstance(data["latents"], torch.Tensor) and len(data) == 1:
+    data = read_tensor_file(path, "latents")
+    if isinstance(data, dict) and isinstance(data.get("latents"), torch.Tensor) and len(data) == 1:
         data = data["latents"]
+    if isinstance(data, torch.Tensor):
+        data = data.float()
     if not isinstance(data, (dict, torch.Tensor)):
         raise FaceanimError(f"{path}: expected a tensor [N, num_ws, w_dim] or a dict name → tensor")
     return data

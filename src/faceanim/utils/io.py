@@ -133,3 +133,34 @@ def load_weights(folder: str | os.PathLike, device: str | torch.device = "cpu") 
         return load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
+TENSOR_FILE_SUFFIXES = (".safetensors", ".pt", ".pth", ".npy", ".npz")
+
+
+def read_tensor_file(path: str | os.PathLike, what: str = "tensor") -> torch.Tensor | dict:
+    """Read a tensor container without running code from it: ``.safetensors`` (dict of tensors), ``.pt``/``.pth``
+    (``torch.load(weights_only=True)``), ``.npy``/``.npz`` (``allow_pickle=False``). Unreadable → one-line
+    FaceanimError naming ``what`` the file was meant to hold."""
+    import numpy as np
+
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind not in TENSOR_FILE_SUFFIXES:
+        raise FaceanimError(f"unsupported {what} file {os.fspath(path)!r}: use {', '.join(TENSOR_FILE_SUFFIXES)}")
+    if not path.is_file():
+        raise FaceanimError(f"{what} file not found: {path}")
+    try:
+        if kind == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        if kind in (".pt", ".pth"):
+            return torch.load(path, map_location="cpu", weights_only=True)
+        arr = np.load(path, allow_pickle=False)
+        if isinstance(arr, np.lib.npyio.NpzFile):
+            return {k: torch.from_numpy(arr[k]) for k in arr.files}
+        return torch.from_numpy(arr)
+    except Exception as exc:  # each reader has its own error types; all mean "not a readable file"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FaceanimError(f"{path} is not a readable {kind} {what} file ({reason})") from None
