@@ -155,7 +155,7 @@ def test_arch_argument(archive, tmp_path):
         assert torch.allclose(enc.encode_image(images), reference_image_features(model, images), atol=1e-5)
     with pytest.raises(CheckpointError) as exc:
         CLIPEncoder.from_pretrained(path, arch=f"faceanim-test-{other}")
-    assert "does not match CLIP architecture" in one_line(exc)
+    assert "do not match the CLIP architecture" in one_line(exc)
 
 
 # ---------------------------------------------------------------------------- native format, state dicts
@@ -318,7 +318,7 @@ def test_mismatched_native_folder(encoder, tmp_path):
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError) as exc:
         CLIPEncoder.from_pretrained(folder)
-    assert "does not match CLIP architecture" in one_line(exc) and "wrong shape" in str(exc.value)
+    assert "do not match the CLIP architecture" in one_line(exc) and "wrong shape" in str(exc.value)
 
 
 def test_missing_cache_file_message(tmp_path, monkeypatch):

@@ -234,8 +234,8 @@ def test_namespace_opts_and_single_latent_avg(tmp_path):
 
 @pytest.mark.parametrize("case, match", [
     ("psp", "GradualStyleEncoder"),
-    ("missing", "missing key"),
-    ("shape", "has shape"),
+    ("missing", "1 missing"),
+    ("shape", "wrong shape"),
     ("size", "style heads"),
     ("no_avg", "latent_avg"),
     ("no_opts", "opts"),

@@ -29,7 +29,7 @@ from torch import nn
 from faceanim.errors import CheckpointError, FaceanimError
 from faceanim.prompts import apply_template
 from faceanim.utils.init import no_weight_init
-from faceanim.utils.io import load_weights, read_config, save_pretrained
+from faceanim.utils.io import check_state_dict, load_weights, read_config, save_pretrained
 
 KIND = "clip"
 BPE_VOCAB_SIZE = 49408  # OpenAI BPE (open_clip's SimpleTokenizer): 49152 merges/bytes + 2 special tokens + padding
@@ -388,14 +388,6 @@ def _load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: Pa
     sd = {k: v for k, v in state_dict.items() if k not in OPENAI_EXTRA_KEYS}
     # Buffers rebuilt by the model (e.g. the causal attn_mask, stored by traced archives).
     sd = {k: v for k, v in sd.items() if k in expected or k.split(".")[-1] != "attn_mask"}
-    missing = [k for k in expected if k not in sd and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k} {list(sd[k].shape)}≠{list(v.shape)}" for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:2])})")
-        raise CheckpointError(f"{source} does not match CLIP architecture: {'; '.join(parts)}")
+    check_state_dict(expected, sd, str(source), "CLIP architecture")
     cast = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in sd.items()}
     model.load_state_dict(cast, strict=False)

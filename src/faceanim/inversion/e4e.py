@@ -279,21 +279,7 @@ def _build(config: E4EConfig, state: dict[str, torch.Tensor], source: str) -> E4
     """
     with torch.device("meta"):
         model = E4EInverter(config)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]!r}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]!r}")
-        raise CheckpointError(f"{source}: e4e weights do not match the architecture: {'; '.join(parts)}")
-    for k, v in state.items():
-        if not isinstance(v, torch.Tensor):
-            raise CheckpointError(f"{source}: {k} is not a tensor")
-        if v.shape != own[k].shape:
-            raise CheckpointError(f"{source}: {k} has shape {list(v.shape)}, expected {list(own[k].shape)}")
+    io.check_state_dict(model.state_dict(), state, source, "e4e architecture")
     model = model.to_empty(device="cpu")
     for k, v in model.state_dict().items():
         if k not in state:   # num_batches_tracked

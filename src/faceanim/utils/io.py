@@ -164,3 +164,17 @@ def read_tensor_file(path: str | os.PathLike, what: str = "tensor") -> torch.Ten
     except Exception as exc:  # each reader has its own error types; all mean "not a readable file"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FaceanimError(f"{path} is not a readable {kind} {what} file ({reason})") from None
+
+
+def check_state_dict(expected: dict[str, torch.Tensor], state: dict, source: str, what: str,
+                     optional: tuple[str, ...] = ("num_batches_tracked",)) -> None:
+    """Raise a one-line CheckpointError if ``state`` does not fit ``expected`` (missing, unexpected, non-tensor or
+    wrongly shaped entries). Keys ending in one of ``optional`` may be missing."""
+    missing = [k for k in expected if k not in state and not k.endswith(optional)]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {list(getattr(state[k], 'shape', []))}≠{list(v.shape)}" for k, v in expected.items()
+             if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape)]
+    if missing or unexpected or wrong:
+        parts = [f"{len(keys)} {label} (e.g. {', '.join(keys[:2])})"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise CheckpointError(f"{source}: weights do not match the {what}: {'; '.join(parts)}")

@@ -12,7 +12,7 @@ from faceanim.errors import CheckpointError
 from faceanim.models.stylegan2.config import GeneratorConfig
 from faceanim.models.stylegan2.mapping import MappingNetwork
 from faceanim.models.stylegan2.synthesis import SynthesisNetwork
-from faceanim.utils.io import load_weights, read_config, save_pretrained
+from faceanim.utils.io import check_state_dict, load_weights, read_config, save_pretrained
 
 KIND = "stylegan2-generator"
 
@@ -122,18 +122,5 @@ class Generator(nn.Module):
 
     def load_state_dict_checked(self, state: dict[str, torch.Tensor], source: str) -> None:
         """Load weights and turn any mismatch into a one-line CheckpointError."""
-        own = self.state_dict()
-        missing = [k for k in own if k not in state]
-        extra = [k for k in state if k not in own]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-            if extra:
-                parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
-            raise CheckpointError(f"{source}: weights do not match the generator config: {', '.join(parts)}")
-        for k, v in own.items():
-            if tuple(state[k].shape) != tuple(v.shape):
-                raise CheckpointError(f"{source}: shape mismatch for {k}: file has {list(state[k].shape)}, "
-                                      f"config expects {list(v.shape)}")
+        check_state_dict(self.state_dict(), state, source, "generator config", optional=())
         self.load_state_dict({k: v.float() for k, v in state.items()})
