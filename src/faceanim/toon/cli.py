@@ -105,14 +105,19 @@ def eval_generator(generator: str, n: int, grid: str | None) -> None:
         click.echo(f"wrote {grid}")
 
 
-def _clip_pairs(image_size: int, short_captions: float = 0.0):
+def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: int = 32):
     """Renders + captions. A share ``short_captions`` of the captions names only the strongest expression
-    ("The cartoon girl is winking"), which concentrates the contrastive signal on what the motion model needs."""
+    ("The cartoon girl is winking"), which concentrates the contrastive signal on what the motion model needs;
+    so does any caption too long for the text context (instead of truncating it mid-phrase)."""
     import random
+
+    from open_clip.tokenizer import SimpleTokenizer
 
     from faceanim.toon.captions import NOUNS, active_keys, caption, prompt
     from faceanim.toon.factors import ToonParams
     from faceanim.toon.renderer import render as draw
+
+    tokenizer = SimpleTokenizer()
 
     def pairs(n: int, g: torch.Generator):
         p = ToonParams.sample(n, generator=g, expressions=True, attributes=True)  # clear expressions (≥ 0.3)
@@ -120,7 +125,8 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0):
         texts = caption(p, rng=seed, split="train")
         rng = random.Random(seed + 1)
         for i in range(n):
-            if rng.random() < short_captions:
+            short = rng.random() < short_captions
+            if short or len(tokenizer.encode(texts[i])) + 2 > context_length:
                 key = active_keys(p, i)[0][0]
                 noun = rng.choice(NOUNS["female" if float(p["lashes"][i]) >= 0.5 else "male"] + NOUNS["any"])
                 texts[i] = f"The cartoon {noun} is {prompt(key, rng, 'train')}"
@@ -186,7 +192,7 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
     torch.manual_seed(seed)
     clip = CLIPEncoder.from_config(toon_clip_config(image_size))
     cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
-    trainer = ClipTrainer(clip, _clip_pairs(image_size, short_captions), cfg, out,
+    trainer = ClipTrainer(clip, _clip_pairs(image_size, short_captions, clip.context_length), cfg, out,
                           evaluate=lambda c: {k: v["top1_mean"] for k, v in zero_shot_eval(c, per_key=12).items()})
     if resume:
         click.echo(f"resumed at step {trainer.resume()}")
