@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from faceanim.data import ImageLatentDataset, StepBatchSampler, load_prompts

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from faceanim.encoders.clip import CLIPEncoder
 from faceanim.errors import FaceanimError

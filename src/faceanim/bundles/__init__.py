@@ -90,7 +90,7 @@ def create_bundle(out: str | os.PathLike, info: BundleInfo, generator: str | os.
 
     The generator may also be any checkpoint ``faceanim convert`` reads; it is converted on the way in.
     """
-    from faceanim.convert import detect_format, load_generator
+    from faceanim.convert import load_generator
     from faceanim.motion.model import LanguageGuidedAnimator
 
     out = Path(out)

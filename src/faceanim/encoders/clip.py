@@ -13,7 +13,7 @@ import json
 import os
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any

@@ -13,7 +13,6 @@ of ``e4e_ffhq_encode.pt`` load unchanged. The decoder stored in that file is rea
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import re

@@ -22,7 +22,7 @@ from faceanim.encoders.clip import CLIPEncoder
 from faceanim.motion.config import MotionConfig
 from faceanim.motion.mappers import MotionMapper, VisualMapper
 from faceanim.motion.recurrent import RecurrentMotionGenerator
-from faceanim.utils.io import load_weights, read_config, save_pretrained
+from faceanim.utils.io import load_weights, read_typed_config, save_pretrained
 
 KIND = "motion-model"
 
@@ -125,12 +125,9 @@ class LanguageGuidedAnimator(nn.Module):
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "LanguageGuidedAnimator":
         from faceanim.errors import CheckpointError
 
-        cfg = read_config(folder, KIND)
-        try:
-            config = MotionConfig(**cfg)
-        except TypeError as exc:
-            raise CheckpointError(f"{folder}/config.json does not describe a motion model ({exc})") from None
         from faceanim.utils.init import no_weight_init
+
+        config = read_typed_config(folder, KIND, MotionConfig)
 
         clip = CLIPEncoder.from_pretrained(Path(folder) / "clip")
         with no_weight_init():  # all weights are loaded below, and missing ones are an error

@@ -268,7 +268,6 @@ def _fp16_copy(src: Path, dst: Path) -> None:
 @click.option("--model-card", default=None, type=click.Path(exists=True, dir_okay=False))
 def build_bundle(generator: str, motion: str, out: str | None, model_card: str | None) -> None:
     """Assemble the ToonFace bundle with fp16 weights, and report how far fp16 moves the outputs."""
-    import tempfile
 
     from faceanim.bundles import PACKAGED, BundleInfo, KIND
     from faceanim.models.stylegan2 import Generator

@@ -121,6 +121,15 @@ def read_config(folder: str | os.PathLike, kind: str) -> dict:
     return payload
 
 
+def read_typed_config(folder: str | os.PathLike, kind: str, config_cls: type[T]) -> T:
+    """``config.json`` of a native folder as the typed config dataclass ``config_cls`` (unknown or missing
+    fields → one-line CheckpointError)."""
+    try:
+        return config_cls(**read_config(folder, kind))
+    except TypeError as exc:
+        raise CheckpointError(f"{folder}/config.json does not describe a {kind} ({exc})") from None
+
+
 def load_weights(folder: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Load ``model.safetensors`` (no pickle involved)."""
     from safetensors import SafetensorError

@@ -8,11 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from faceanim.errors import CheckpointError
 from faceanim.models.stylegan2.config import GeneratorConfig
 from faceanim.models.stylegan2.mapping import MappingNetwork
 from faceanim.models.stylegan2.synthesis import SynthesisNetwork
-from faceanim.utils.io import check_state_dict, load_weights, read_config, save_pretrained
+from faceanim.utils.io import check_state_dict, load_weights, read_typed_config, save_pretrained
 
 KIND = "stylegan2-generator"
 
@@ -111,12 +110,7 @@ class Generator(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "Generator":
         """Load a native generator folder (no pickle involved)."""
-        cfg = read_config(folder, KIND)
-        try:
-            config = GeneratorConfig(**cfg)
-        except TypeError as exc:
-            raise CheckpointError(f"{folder}/config.json does not describe a generator ({exc})") from None
-        model = cls(config)
+        model = cls(read_typed_config(folder, KIND, GeneratorConfig))
         model.load_state_dict_checked(load_weights(folder), source=str(folder))
         return model.to(device).eval().requires_grad_(False)
 
