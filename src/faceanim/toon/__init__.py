@@ -2,25 +2,22 @@
 
 ``ToonParams.sample`` draws faces as ``[B, P]`` factor vectors (layout in ``factors``), ``render``
 turns them into ``[B, 3, S, S]`` images in [-1, 1], and ``caption`` describes them in words.
+
+Names load on first use, so that the `faceanim toon` command group costs nothing at CLI start-up.
 """
 
-from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS, PROMPT_TARGETS, caption, prompt
-from faceanim.toon.factors import (
-    ATTRIBUTE,
-    EXPRESSION,
-    EXPRESSION_NAMES,
-    FACTORS,
-    HAIR_STYLES,
-    IDENTITY,
-    PARAM_DIM,
-    SLICES,
-    Factor,
-    ToonParams,
-)
-from faceanim.toon.renderer import expression_sheet, render, render_uint8, render_unit
+from importlib import import_module
 
-__all__ = [
-    "ATTRIBUTE", "EXPRESSION", "EXPRESSION_NAMES", "EXPRESSION_PROMPTS", "FACTORS", "HAIR_STYLES",
-    "HELDOUT_PROMPTS", "IDENTITY", "PARAM_DIM", "PROMPT_TARGETS", "SLICES", "Factor", "ToonParams",
-    "caption", "expression_sheet", "prompt", "render", "render_uint8", "render_unit",
-]
+_HOME = {
+    **{n: "captions" for n in ("EXPRESSION_PROMPTS", "HELDOUT_PROMPTS", "PROMPT_TARGETS", "caption", "prompt")},
+    **{n: "factors" for n in ("ATTRIBUTE", "EXPRESSION", "EXPRESSION_NAMES", "FACTORS", "HAIR_STYLES", "IDENTITY",
+                              "PARAM_DIM", "SLICES", "Factor", "ToonParams")},
+    **{n: "renderer" for n in ("expression_sheet", "render", "render_uint8", "render_unit")},
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(import_module(f"faceanim.toon.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'faceanim.toon' has no attribute {name!r}")

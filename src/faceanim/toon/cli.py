@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import click
-import torch
 
 EVAL_SEED = 1_000_000_007  # held-out draws: training batches use seeds seed·1e6+step, far from this one
 
@@ -24,6 +23,7 @@ def toon() -> None:
 @click.option("--size", default=128, show_default=True)
 def render(n: int, seed: int, out: str, size: int) -> None:
     """Render random faces with expressions into a grid (a look at the training distribution)."""
+    import torch
     from faceanim.toon.recipes import training_params
     from faceanim.toon.renderer import render as draw
     from faceanim.utils.images import save_grid
@@ -49,6 +49,7 @@ def render(n: int, seed: int, out: str, size: int) -> None:
 @click.option("--eval-size", default=256, show_default=True, help="Held-out draws for the periodic PSNR.")
 def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int, resume: bool, eval_size: int) -> None:
     """Train the 128 px StyleGAN2 to reproduce the renderer from encoded factors (supervised, no discriminator)."""
+    import torch
     from faceanim.models.stylegan2 import Generator
     from faceanim.toon.latent import Z_DIM
     from faceanim.toon.recipes import generator_batch
@@ -72,8 +73,9 @@ def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int,
     click.echo(f"done in {time.perf_counter() - t0:.0f} s; generator → {export}")
 
 
-def _toon_w_avg(G) -> torch.Tensor:
+def _toon_w_avg(G):
     """Mean W of neutral ToonFace identities (truncation centre for the "toonface" sampler)."""
+    import torch
     from faceanim.toon.latent import Z_DIM, sample_identity_z
 
     z = sample_identity_z(2000, Z_DIM, torch.Generator().manual_seed(EVAL_SEED + 1))
@@ -86,6 +88,7 @@ def _toon_w_avg(G) -> torch.Tensor:
 @click.option("--grid", default=None, help="Also write a comparison grid PNG (renderer row / generator row).")
 def eval_generator(generator: str, n: int, grid: str | None) -> None:
     """PSNR of the generator against the renderer on held-out draws."""
+    import torch
     from faceanim.models.stylegan2 import Generator
     from faceanim.toon.recipes import generator_batch
     from faceanim.toon.train_generator import psnr
@@ -109,6 +112,7 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
     """Renders + captions. A share ``short_captions`` of the captions names only the strongest expression
     ("The cartoon girl is winking"), which concentrates the contrastive signal on what the motion model needs;
     so does any caption too long for the text context (instead of truncating it mid-phrase)."""
+    import torch
     import random
 
     from open_clip.tokenizer import SimpleTokenizer
@@ -146,6 +150,7 @@ def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None) -> di
     """Top-1 accuracy of telling each expression key from all the others on held-out identities rendered with
     one factor at its target. Reported for held-out sentence frames around the training words (the target
     metric), for the motion model's template, and for held-out synonyms never seen in training."""
+    import torch
     from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS, PROMPT_TARGETS
     from faceanim.toon.factors import ToonParams
     from faceanim.toon.renderer import render as draw
@@ -184,6 +189,7 @@ def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None) -> di
 def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int, seed: int, resume: bool,
                eval_per_key: int, short_captions: float) -> None:
     """Train the small ToonFace CLIP contrastively on renders + generated captions."""
+    import torch
     from faceanim.encoders.clip import CLIPEncoder
     from faceanim.toon.train_clip import ClipTrainConfig, ClipTrainer, toon_clip_config
     from faceanim.utils.perf import tune_allocator
@@ -269,6 +275,7 @@ def _fp16_copy(src: Path, dst: Path) -> None:
 def build_bundle(generator: str, motion: str, out: str | None, model_card: str | None) -> None:
     """Assemble the ToonFace bundle with fp16 weights, and report how far fp16 moves the outputs."""
 
+    import torch
     from faceanim.bundles import PACKAGED, BundleInfo, KIND
     from faceanim.models.stylegan2 import Generator
     from faceanim.motion.model import LanguageGuidedAnimator
