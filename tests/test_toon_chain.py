@@ -29,3 +29,36 @@ def test_toon_build_chain(tmp_path, capsys, monkeypatch):
     assert os.path.getsize(tmp_path / "smile.mp4") > 0
     assert main(["info", "bundle"]) == 0
     assert "inside motion/" in capsys.readouterr().out
+
+
+def test_generator_resume_with_new_mapping_lr_keeps_the_function(tmp_path):
+    """Resuming with another mapping LR multiplier / Adam betas rescales weights + moments: same outputs."""
+    import torch
+
+    from faceanim.models.stylegan2 import Generator, GeneratorConfig
+    from faceanim.toon.train_generator import GeneratorTrainConfig, GeneratorTrainer
+
+    def batch(n, g):
+        z = torch.randn(n, 8, generator=g)
+        return z, torch.tanh(torch.randn(n, 3, 8, 8, generator=g))
+
+    def make(mult):
+        torch.manual_seed(0)
+        return Generator(GeneratorConfig(z_dim=8, w_dim=16, img_resolution=8, channel_base=64, channel_max=16,
+                                         mapping_layers=2, mapping_lr_multiplier=mult))
+
+    a = GeneratorTrainer(make(0.1), batch, GeneratorTrainConfig(steps=3, batch_size=2, checkpoint_every=3), tmp_path)
+    a.train(log=lambda _: None)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = a.G(z)
+    b = GeneratorTrainer(make(1.0), batch, GeneratorTrainConfig(steps=6, batch_size=2, betas=(0.9, 0.99)), tmp_path)
+    assert b.resume() == 3
+    with torch.no_grad():
+        after = b.G(z)
+    assert torch.allclose(before, after, atol=1e-5)
+    assert b.opt.param_groups[0]["betas"] == (0.9, 0.99)
+    fc = b.G.mapping.fc0
+    assert torch.allclose(fc.weight * fc.weight_gain, a.G.mapping.fc0.weight * a.G.mapping.fc0.weight_gain, atol=1e-6)
+    b.train(log=lambda _: None)  # and it trains on
+    assert b.step == 6

@@ -48,7 +48,11 @@ def render(n: int, seed: int, out: str, size: int) -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint.")
 @click.option("--eval-size", default=256, show_default=True, help="Held-out draws for the periodic PSNR.")
-def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int, resume: bool, eval_size: int) -> None:
+@click.option("--beta1", default=0.0, show_default=True, help="Adam β₁ (β₂ = 0.99).")
+@click.option("--mapping-lr-multiplier", default=0.1, show_default=True,
+              help="Equalized-LR multiplier of the mapping network (a resumed run is rescaled to it).")
+def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int, resume: bool, eval_size: int,
+                    beta1: float, mapping_lr_multiplier: float) -> None:
     """Train the 128 px StyleGAN2 to reproduce the renderer from encoded factors (supervised, no discriminator)."""
     import torch
     from faceanim.models.stylegan2 import Generator
@@ -59,8 +63,9 @@ def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int,
 
     tune_allocator()
     torch.manual_seed(seed)
-    G = Generator(toon_generator_config(Z_DIM))
-    cfg = GeneratorTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_size=eval_size)
+    G = Generator(toon_generator_config(Z_DIM, mapping_lr_multiplier=mapping_lr_multiplier))
+    cfg = GeneratorTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_size=eval_size,
+                               betas=(beta1, 0.99))
     eval_batch = generator_batch(eval_size, torch.Generator().manual_seed(EVAL_SEED))
     trainer = GeneratorTrainer(G, generator_batch, cfg, out, eval_batch=eval_batch)
     if resume:
@@ -109,10 +114,16 @@ def eval_generator(generator: str, n: int, grid: str | None) -> None:
         click.echo(f"wrote {grid}")
 
 
-def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: int = 32):
+def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: int = 32, blur: float = 0.0,
+                generator_mix: float = 0.0, generator_dir: str | None = None):
     """Renders + captions. A share ``short_captions`` of the captions names only the strongest expression
     ("The cartoon girl is winking"), which concentrates the contrastive signal on what the motion model needs;
-    so does any caption too long for the text context (instead of truncating it mid-phrase)."""
+    so does any caption too long for the text context (instead of truncating it mid-phrase). A share ``blur`` of
+    the renders is Gaussian-blurred (σ uniform in [0.3, 1.2] px at ``image_size``) so that the CLIP also reads the
+    softer images of a generator that has not converged to the renderer's sharpness. A share ``generator_mix`` of
+    the images is drawn by the ToonFace generator in ``generator_dir`` from the same parameters (captioned alike),
+    so that the CLIP reads what that generator actually draws; the folder is re-read when it changes, so a
+    generator still in training can be exported into it."""
     import torch
     import random
 
@@ -123,6 +134,19 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
     from faceanim.toon.renderer import render as draw
 
     tokenizer = SimpleTokenizer()
+    cache: dict = {"mtime": None, "G": None}
+
+    def generator():
+        from faceanim.models.stylegan2 import Generator
+
+        try:
+            mtime = (Path(generator_dir) / "model.safetensors").stat().st_mtime
+            if cache["mtime"] != mtime:
+                cache["G"], cache["mtime"] = Generator.from_pretrained(generator_dir), mtime
+        except (OSError, ValueError):  # the folder is being replaced: keep the generator read last
+            if cache["G"] is None:
+                raise
+        return cache["G"]
 
     def pairs(n: int, g: torch.Generator):
         p = ToonParams.sample(n, generator=g, expressions=True, attributes=True)  # clear expressions (≥ 0.3)
@@ -135,7 +159,24 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
                 key = active_keys(p, i)[0][0]
                 noun = rng.choice(NOUNS["female" if float(p["lashes"][i]) >= 0.5 else "male"] + NOUNS["any"])
                 texts[i] = f"The cartoon {noun} is {prompt(key, rng, 'train')}"
-        return draw(p, size=image_size), texts
+        images = draw(p, size=image_size)
+        if generator_mix > 0:
+            from faceanim.toon.latent import encode
+
+            pick = torch.nonzero(torch.rand(n, generator=g) < generator_mix).flatten()
+            if len(pick):
+                with torch.no_grad():
+                    fake = generator()(encode(p)[pick]).clamp(-1, 1)
+                images[pick] = torch.nn.functional.interpolate(fake, size=(image_size, image_size), mode="bilinear",
+                                                               antialias=True, align_corners=False)
+        if blur > 0:
+            from torchvision.transforms.functional import gaussian_blur
+
+            pick = torch.rand(n, generator=g) < blur
+            sigmas = 0.3 + 0.9 * torch.rand(n, generator=g)
+            for i in torch.nonzero(pick).flatten().tolist():
+                images[i] = gaussian_blur(images[i], kernel_size=7, sigma=float(sigmas[i]))
+        return images, texts
 
     return pairs
 
@@ -187,8 +228,16 @@ def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None) -> di
 @click.option("--eval-per-key", default=64, show_default=True, help="Held-out renders per expression in the final eval.")
 @click.option("--short-captions", default=0.0, show_default=True,
               help="Share of captions that name only the strongest expression.")
+@click.option("--blur", default=0.0, show_default=True, help="Share of renders blurred (robustness to soft images).")
+@click.option("--generator-mix", default=0.0, show_default=True,
+              help="Share of images drawn by the generator in --generator (same parameters and captions).")
+@click.option("--generator", "generator_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="ToonFace generator folder for --generator-mix (re-read when it changes).")
+@click.option("--init-from", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Start from the weights of a trained CLIP folder (a new run: fresh optimizer and schedule).")
 def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int, seed: int, resume: bool,
-               eval_per_key: int, short_captions: float) -> None:
+               eval_per_key: int, short_captions: float, blur: float, generator_mix: float, generator_dir: str | None,
+               init_from: str | None) -> None:
     """Train the small ToonFace CLIP contrastively on renders + generated captions."""
     import torch
     from faceanim.encoders.clip import CLIPEncoder
@@ -197,9 +246,17 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
 
     tune_allocator()
     torch.manual_seed(seed)
-    clip = CLIPEncoder.from_config(toon_clip_config(image_size))
+    if init_from:
+        clip = CLIPEncoder.from_pretrained(init_from)
+        if clip.image_size != image_size:
+            raise click.UsageError(f"--init-from CLIP reads {clip.image_size} px images, --image-size is {image_size}")
+    else:
+        clip = CLIPEncoder.from_config(toon_clip_config(image_size))
+    if generator_mix > 0 and not generator_dir:
+        raise click.UsageError("--generator-mix needs --generator")
     cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
-    trainer = ClipTrainer(clip, _clip_pairs(image_size, short_captions, clip.context_length), cfg, out,
+    pairs = _clip_pairs(image_size, short_captions, clip.context_length, blur, generator_mix, generator_dir)
+    trainer = ClipTrainer(clip, pairs, cfg, out,
                           evaluate=lambda c: {k: v["top1_mean"] for k, v in zero_shot_eval(c, per_key=12).items()})
     if resume:
         click.echo(f"resumed at step {trainer.resume()}")

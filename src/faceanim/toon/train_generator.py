@@ -112,14 +112,40 @@ class GeneratorTrainer:
                                                                   "generator": asdict(self.G.config)})
 
     def resume(self) -> int:
+        """Continue from the run folder's checkpoint. The config given now wins over the checkpoint's for the Adam
+        betas and the mapping network's equalized-LR multiplier: weights and Adam moments are rescaled so that the
+        network computes the same function and only its learning speed changes."""
         meta = load_checkpoint(self.run_dir / "checkpoint", self.G, self.opt)
         self.step = int(meta["step"])
+        for group in self.opt.param_groups:
+            group["betas"] = tuple(float(b) for b in self.cfg.betas)
+        old = float(meta.get("generator", {}).get("mapping_lr_multiplier", self.G.config.mapping_lr_multiplier))
+        rescale_mapping_lr(self.G, self.opt, old, self.G.config.mapping_lr_multiplier)
         return self.step
 
 
-def toon_generator_config(z_dim: int, resolution: int = 128, w_dim: int = 256) -> GeneratorConfig:
+@torch.no_grad()
+def rescale_mapping_lr(G: Generator, opt: torch.optim.Optimizer, old: float, new: float) -> None:
+    """Move mapping weights stored for equalized-LR multiplier ``old`` to ``new`` (same function; stored = true/mult),
+    and scale Adam's moments to match the gradients of the rescaled parameters."""
+    if old == new:
+        return
+    k = old / new
+    for layer in G.mapping.modules():
+        if hasattr(layer, "weight_gain"):
+            for p in (layer.weight, layer.bias):
+                p.mul_(k)
+                state = opt.state.get(p, {})
+                if "exp_avg" in state:
+                    state["exp_avg"].div_(k)
+                if "exp_avg_sq" in state:
+                    state["exp_avg_sq"].div_(k * k)
+
+
+def toon_generator_config(z_dim: int, resolution: int = 128, w_dim: int = 256,
+                          mapping_lr_multiplier: float = 0.1) -> GeneratorConfig:
     """Small StyleGAN2 for ToonFace: 128 px (W+ 12×w_dim), thin high-resolution layers."""
     channels = {"4": 256, "8": 256, "16": 128, "32": 64, "64": 32, "128": 16}  # ≈1.7 GFLOP/image fwd+bwd
     return GeneratorConfig(z_dim=z_dim, w_dim=w_dim, img_resolution=resolution,
                            channels={k: v for k, v in channels.items() if int(k) <= resolution},
-                           mapping_layers=4, mapping_lr_multiplier=0.1)
+                           mapping_layers=4, mapping_lr_multiplier=mapping_lr_multiplier)
