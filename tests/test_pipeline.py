@@ -112,5 +112,5 @@ def test_latent_inputs_and_errors(pipe):
         pipe("very " * 40 + "long", seed=1)
     with pytest.raises(FaceanimError, match="one source"):
         pipe("smiling", seed=1, latent=w)
-    with pytest.raises(FaceanimError, match="cannot invert"):
-        pipe("smiling", image=torch.zeros(1, 3, 16, 16))
+    with pytest.raises(FaceanimError, match="cannot invert"):  # a pipeline built without an inverter
+        AnimationPipeline(pipe.G, pipe.animator)("smiling", image=torch.zeros(1, 3, 16, 16))

@@ -131,11 +131,12 @@ class FaceAligner:
         try:
             import dlib
         except ImportError:
-            raise FaceanimError("face alignment needs dlib: pip install dlib-bin") from None
+            raise FaceanimError('face alignment needs dlib: pip install "faceanim[align]"') from None
         path = self.landmarks_path or default_landmarks_path()
         if path is None:
             raise FaceanimError(
-                f"no landmark model: install face_recognition_models or pass the path of {LANDMARKS_MODEL}"
+                f'no face landmark model: pip install "faceanim[align]" (face_recognition_models), '
+                f"or pass the path of {LANDMARKS_MODEL}"
             )
         if not os.path.isfile(path):
             raise FaceanimError(f"landmark model not found: {path}")
@@ -180,11 +181,12 @@ class FaceAligner:
         output_size: int = 1024,  # side of the aligned square
         face_index: int | None = None,  # which face in detect() order; None: the largest
         transform_size: int | None = None,  # supersampled intermediate side; None: 4·output_size (FFHQ: 4096)
+        faces: Sequence[Face] | None = None,  # detect(image) already run on this image; None: detect now
     ) -> AlignedFace:
         """Detect, pick one face and FFHQ-align it."""
         name = image if isinstance(image, (str, os.PathLike)) else "the image"
         img = _as_pil(image)
-        faces = self.detect(img)
+        faces = self.detect(img) if faces is None else list(faces)
         if not faces:
             raise FaceanimError(f"no face found in {name}")
         index = 0 if face_index is None else face_index

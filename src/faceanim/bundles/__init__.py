@@ -141,6 +141,8 @@ def describe_bundle(folder: str | os.PathLike) -> str:
                 detail = f"StyleGAN2 {cfg['img_resolution']} px, z {cfg['z_dim']}, w {cfg['w_dim']}"
             elif comp == "motion":
                 detail = f"motion model: z {cfg['z_dim']}, h {cfg['h_dim']}, W+ {cfg['num_ws']}×{cfg['w_dim']}"
+            elif cfg.get("kind") == "e4e-encoder":
+                detail = f"e4e encoder (IR-SE-{cfg.get('num_layers', 50)}) for a {cfg.get('stylegan_size')} px generator"
             elif "embed_dim" in cfg:
                 detail = f"CLIP {cfg.get('name', '')}, embed {cfg['embed_dim']}"
         where = f"inside {shared[0]}/" if shared else f"{size / 1e6:.1f} MB"

@@ -169,11 +169,18 @@ def info(bundle_name: str | None) -> None:
               help="Also write the per-frame W+ codes (.safetensors) for reuse.")
 @click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--batch-size", default=8, help="Frames synthesized per generator call.")
+@click.option("--no-align", is_flag=True, help="IMAGE already is an aligned face crop (e.g. a ToonFace render).")
+@click.option("--face-index", default=0, help="Which face of IMAGE when there are several (0 = the largest).")
+@click.option("--paste-back", is_flag=True, help="Composite the animated face back into the full IMAGE.")
+@click.option("--invert-steps", default=None, type=int,
+              help="Projector steps for IMAGE when the bundle has no e4e encoder [default: 300].")
 def animate(image, prompts, frames, fps, out, bundle, seed, latent, strength, ping_pong, grid, size, save_latents,
-            device, batch_size) -> None:
+            device, batch_size, no_align, face_index, paste_back, invert_steps) -> None:
     """Animate a face from a text prompt and write a video.
 
-    Without IMAGE, the face comes from --seed (or --latent) in the bundle's generator.
+    Without IMAGE, the face comes from --seed (or --latent) in the bundle's generator. With IMAGE (a photo),
+    the face is aligned (unless --no-align), inverted into the generator (the bundle's e4e encoder, else the
+    projector; --latent skips this), animated, and with --paste-back composited into the photo.
     """
     import time
 
@@ -200,15 +207,29 @@ def animate(image, prompts, frames, fps, out, bundle, seed, latent, strength, pi
     check_output_path(out)
     if save_latents:
         check_output_path(save_latents, allowed={".safetensors"})
-    if image is not None:
+    face = None
+    if image is None:
+        for flag, given in (("--no-align", no_align), ("--paste-back", paste_back),
+                            ("--invert-steps", invert_steps is not None), ("--face-index", face_index != 0)):
+            if given:
+                raise FaceanimError(f"{flag} applies to a photo: give IMAGE")
+    else:
+        from faceanim.cli.photo import MIN_INVERSION_SIZE, bundle_facts, check_steps, prepare_face
         from faceanim.utils.images import load_image
 
-        load_image(image)  # unreadable / oversized input fails here, before any model loads
-        if latent is None:
-            raise FaceanimError("animating a photo needs face alignment + inversion, which this version does not "
-                                "have yet; pass --latent (a W+ code) or a --seed")
+        check_steps(invert_steps, "--invert-steps")
+        # Unreadable / oversized input, no face or a bad --face-index fail here, before any model loads.
+        photo = load_image(image)
+        bundle_name, resolution = bundle_facts(bundle)
+        face = prepare_face(photo, image, max(resolution, MIN_INVERSION_SIZE), no_align, face_index, bundle_name)
     t0 = time.perf_counter()
-    pipe = AnimationPipeline.from_bundle(bundle, device=pick_device(device))
+    projector_config = None
+    if invert_steps is not None:
+        from faceanim.inversion import ProjectorConfig
+
+        projector_config = ProjectorConfig(steps=invert_steps)
+    pipe = AnimationPipeline.from_bundle(bundle, device=pick_device(device), projector_config=projector_config)
+    pipe.inverter.progress = True
     t_load = time.perf_counter() - t0
     info = getattr(pipe, "info", None)
     frames = frames or (info.num_frames if info else 16)
@@ -219,6 +240,9 @@ def animate(image, prompts, frames, fps, out, bundle, seed, latent, strength, pi
 
         codes = load_latents_file(latent)
         source = {"latent": codes[-1] if codes.ndim == 3 and codes.shape[0] > 1 else codes}
+    if face is not None:
+        source["image"] = face.image
+        source.pop("seed", None)
     total = frames * len(prompts) if not grid else frames * len(prompts)
     if ping_pong:
         total = total * 2 - 2 if not grid else (2 * frames - 2) * len(prompts)
@@ -230,20 +254,38 @@ def animate(image, prompts, frames, fps, out, bundle, seed, latent, strength, pi
         else:
             result = pipe(list(prompts), progress=bar.update, **kwargs)
     t1 = time.perf_counter()
+    video = result.frames
+    if paste_back:
+        import numpy as np
+
+        from faceanim.outputs import as_uint8_video
+
+        clips = video if grid else video[None]
+        video = np.stack([np.stack([np.asarray(f) for f in face.paste_back(as_uint8_video(c))]) for c in clips])
+        video = video if grid else video[0]
     if grid:
-        write_grid_video(result.frames, out, fps=fps, labels=list(prompts), size=size)
+        write_grid_video(video, out, fps=fps, labels=list(prompts), size=size)
     else:
-        write_animation(result.frames, out, fps=fps, size=size)
+        write_animation(video, out, fps=fps, size=size)
     if save_latents:
         write_latents(result.latents, save_latents, {"prompts": " | ".join(prompts), "bundle": pipe.name,
                                                        "seed": str(seed)})
     t_write = time.perf_counter() - t1
     n = result.frames.shape[-4] if result.frames.ndim == 5 else result.frames.shape[0]
-    res = result.frames.shape[-1]
-    click.echo(f"wrote {out}: {n} frames{f' x {len(prompts)} prompts' if grid else ''}, {size or res}x{size or res}, "
-               f"{fps} fps ({n / fps:.1f} s); bundle {pipe.name}, "
-               f"{'latent ' + str(latent) if latent else 'seed ' + str(seed)}")
-    click.echo(f"  time: load {t_load:.2f} s, motion {result.timings['motion']:.2f} s, synthesis "
+    height, width = (video.shape[-3:-1] if paste_back else result.frames.shape[-2:])
+    if size:
+        height, width = (size, round(width * size / height)) if height >= width else (round(height * size / width), size)
+    inversion = pipe.inverter.last if face is not None and latent is None else None
+    if face is not None:
+        what = f"photo {image} ({'no alignment' if no_align else f'face {face_index}'}, "
+        what += f"latent {latent})" if latent else f"inverted with {inversion.method}, MSE {inversion.mse:.4f})"
+    else:
+        what = f"latent {latent}" if latent else f"seed {seed}"
+    click.echo(f"wrote {out}: {n} frames{f' x {len(prompts)} prompts' if grid else ''}, {width}x{height}, "
+               f"{fps} fps ({n / fps:.1f} s); bundle {pipe.name}, {what}")
+    t_invert = inversion.seconds if inversion is not None else 0.0
+    click.echo(f"  time: load {t_load:.2f} s, {f'inversion {t_invert:.2f} s, ' if inversion else ''}"
+               f"motion {result.timings['motion'] - t_invert:.2f} s, synthesis "
                f"{result.timings['synthesis']:.2f} s, writing {t_write:.2f} s, total {time.perf_counter() - t_start:.2f} s")
     if save_latents:
         click.echo(f"  latents → {save_latents}")
@@ -263,6 +305,15 @@ def _add_toon() -> None:
 
 
 _add_toon()
+
+
+def _add_photo() -> None:
+    from faceanim.cli.photo import register
+
+    register(cli)
+
+
+_add_photo()
 
 
 def main(argv: list[str] | None = None) -> int:

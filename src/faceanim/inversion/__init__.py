@@ -1,5 +1,27 @@
-"""Inversion of real faces into the W+ space of the frozen StyleGAN2 (e4e encoder)."""
+"""Inversion of real faces into the W+ space of the frozen StyleGAN2: the e4e encoder, the optimization
+projector, and :class:`Inverter`, which picks between them (e4e when an encoder is available)."""
 
 from faceanim.inversion.e4e import E4EConfig, E4EInverter, Encoder4Editing, load_e4e
+from faceanim.inversion.inverter import METHODS, InversionResult, Inverter
+from faceanim.inversion.projector import (
+    CLIPFeatureDistance,
+    ProjectionResult,
+    ProjectorConfig,
+    default_perceptual,
+    project,
+)
 
-__all__ = ["E4EConfig", "E4EInverter", "Encoder4Editing", "load_e4e"]
+__all__ = [
+    "CLIPFeatureDistance",
+    "E4EConfig",
+    "E4EInverter",
+    "Encoder4Editing",
+    "InversionResult",
+    "Inverter",
+    "METHODS",
+    "ProjectionResult",
+    "ProjectorConfig",
+    "default_perceptual",
+    "load_e4e",
+    "project",
+]

@@ -36,7 +36,9 @@ class AnimationPipeline:
                  z_sampler: str = "gaussian"):
         """``anchor_first_frame``: subtract Δw⁽¹⁾ from every Δw⁽ⁱ⁾ so that the video starts exactly at the given
         face (the paper's w⁽¹⁾ = Δw⁽¹⁾ + w_s is only pulled towards w_s by its losses) and prompt timelines
-        join without a jump. False reproduces eq. 8 literally."""
+        join without a jump. False reproduces eq. 8 literally. ``inverter``: aligned face image →
+        ``(image [1, 3, R, R], W+ [num_ws, w_dim])``, e.g. :class:`faceanim.inversion.Inverter` (``from_bundle``
+        sets one); without it, photos are refused."""
         from faceanim.latent_samplers import get_z_sampler
 
         self.anchor_first_frame = anchor_first_frame
@@ -48,9 +50,15 @@ class AnimationPipeline:
 
     # -- construction --------------------------------------------------------------------------------------------
     @classmethod
-    def from_bundle(cls, bundle: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+    def from_bundle(cls, bundle: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                    inversion: str = "auto", projector_config=None, encoder: str | os.PathLike | None = None
                     ) -> "AnimationPipeline":
+        """Load a bundle. Photos are inverted with the bundle's e4e encoder when it has one (or ``encoder``: an
+        e4e folder or official ``.pt``), otherwise with the optimization projector (``projector_config``;
+        perceptual term: LPIPS if its weights are cached, else the motion model's CLIP features).
+        ``inversion``: "auto", "e4e" or "projector". Nothing of the inversion is loaded until a photo comes."""
         from faceanim.bundles import read_bundle_info, resolve_bundle
+        from faceanim.inversion import Inverter
         from faceanim.models.stylegan2 import Generator
         from faceanim.motion.model import LanguageGuidedAnimator
 
@@ -58,7 +66,11 @@ class AnimationPipeline:
         info = read_bundle_info(folder)
         G = Generator.from_pretrained(folder / info.components.get("generator", "generator"))
         animator = LanguageGuidedAnimator.from_pretrained(folder / info.components.get("motion", "motion"))
-        pipe = cls(G, animator, info.template, info.truncation_psi, name=info.name, z_sampler=info.z_sampler)
+        if encoder is None and "encoder" in info.components:
+            encoder = folder / info.components["encoder"]
+        inverter = Inverter(G, inversion, encoder=encoder, projector_config=projector_config, clip=animator.clip)
+        pipe = cls(G, animator, info.template, info.truncation_psi, inverter=inverter, name=info.name,
+                   z_sampler=info.z_sampler)
         pipe.info = info
         return pipe.to(device)
 
@@ -82,8 +94,13 @@ class AnimationPipeline:
 
     def _source(self, image, latent, seed) -> tuple[torch.Tensor, torch.Tensor | None]:
         given = sum(x is not None for x in (image, latent, seed))
-        if given > 1:
-            raise FaceanimError("give one source: an image, a latent, or a seed")
+        if given > 1 and not (given == 2 and seed is None):
+            raise FaceanimError("give one source: an image, a latent, or a seed (an image may come with its latent)")
+        if image is not None and latent is not None:  # the code is known: no inversion, the image conditions only
+            from faceanim.utils.images import image_to_tensor
+
+            w, _ = self._source(None, latent, None)
+            return w, image_to_tensor(image, self.G.img_resolution).to(self.device)
         if image is not None:
             if self.inverter is None:
                 raise FaceanimError("this pipeline cannot invert photos (no inversion encoder or projector set)")
@@ -147,7 +164,12 @@ class AnimationPipeline:
                  batch_size: int = 8, progress: Callable[[int], None] | None = None) -> AnimationOutput:
         """Animate one face. Several prompts form a timeline (IV-E-2): each starts from the last code of the
         previous one ("crying" → "pouting"). ``strength`` scales the motion Δw; ``ping_pong`` plays the video
-        back to its first frame for seamless loops. Deterministic for a given seed and ``generator``."""
+        back to its first frame for seamless loops. Deterministic for a given seed and ``generator``.
+
+        The face comes from ``seed``, ``latent`` (W ``[w_dim]`` or W+ ``[num_ws, w_dim]``) or ``image``: an
+        *aligned* face crop (PIL image, path, uint8 ``[H, W, 3]`` or ``[1, 3, H, W]`` in [-1, 1]; align photos with
+        :class:`faceanim.align.FaceAligner` first), inverted by ``self.inverter``. Given both ``image`` and
+        ``latent``, the latent is used as is and the image only feeds image-mode motion models."""
         prompts = self._check(prompt, num_frames)
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else int(seed))

@@ -74,3 +74,36 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS):
         raise FaceanimError(f"{path}: unreadable or truncated image ({exc})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
+
+
+def image_to_tensor(image, size: int | None = None) -> torch.Tensor:
+    """A face image → ``[1, 3, S, S]`` float in [-1, 1].
+
+    ``image``: a PIL image, an image file path (read with :func:`load_image`), a uint8 array ``[H, W, 3]``, or a
+    float tensor ``[3, H, W]`` / ``[1, 3, H, W]`` already in [-1, 1]. Non-square images are center-cropped to a
+    square; ``size`` resizes (antialiased bilinear) to ``size × size``.
+    """
+    import numpy as np
+    import torch.nn.functional as F
+
+    if isinstance(image, (str, os.PathLike)):
+        image = load_image(image)
+    if isinstance(image, torch.Tensor):
+        x = image.detach().float()
+        if x.ndim == 3:
+            x = x.unsqueeze(0)
+    else:
+        arr = np.array(image.convert("RGB") if hasattr(image, "convert") else image)
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
+            raise ValueError(f"expected an RGB image, got an array {arr.dtype} {list(arr.shape)}")
+        x = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 127.5 - 1
+    if x.ndim != 4 or x.shape[:2] != (1, 3):
+        raise ValueError(f"expected one RGB image [1, 3, H, W], got {list(x.shape)}")
+    h, w = x.shape[-2:]
+    if h != w:
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        x = x[..., top:top + side, left:left + side]
+    if size is not None and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
