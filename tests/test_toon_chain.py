@@ -18,6 +18,12 @@ def test_toon_build_chain(tmp_path, capsys, monkeypatch):
     assert main(["toon", "train-generator", "--out", "gen", "--steps", "2", "--batch-size", "4", "--eval-size", "8"]) == 0
     assert main(["toon", "eval-generator", "gen/generator", "--n", "8"]) == 0
     assert "psnr_mean_db" in capsys.readouterr().out
+    # fine-tune the CLIP on a mix of renders and the generator's own drawings (a pool drawn once), blurred in part
+    assert main(["toon", "train-clip", "--out", "clip_ft", "--steps", "2", "--batch-size", "8", "--eval-per-key", "2",
+                 "--init-from", "clip/clip", "--generator", "gen/generator", "--generator-mix", "0.5",
+                 "--generator-pool", "8", "--blur", "0.5"]) == 0
+    assert (tmp_path / "clip_ft" / "clip" / "config.json").is_file()
+    assert main(["toon", "train-clip", "--out", "clip_bad", "--steps", "2", "--generator-mix", "0.5"]) != 0
     assert main(["toon", "train-motion", "--generator", "gen/generator", "--clip", "clip/clip", "--out-dir", "motion",
                  "--steps", "2", "--set", "sample_every=0"]) == 0
     run = next((tmp_path / "motion").iterdir())

@@ -110,8 +110,13 @@ class Generator(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "Generator":
         """Load a native generator folder (no pickle involved)."""
-        model = cls(read_typed_config(folder, KIND, GeneratorConfig))
-        model.load_state_dict_checked(load_weights(folder), source=str(folder))
+        from faceanim.utils.init import no_weight_init
+
+        config = read_typed_config(folder, KIND, GeneratorConfig)
+        state = load_weights(folder)
+        with no_weight_init():  # every tensor is overwritten below; missing ones are an error (load_state_dict_checked)
+            model = cls(config)
+        model.load_state_dict_checked(state, source=str(folder))
         return model.to(device).eval().requires_grad_(False)
 
     def load_state_dict_checked(self, state: dict[str, torch.Tensor], source: str) -> None:
