@@ -307,6 +307,15 @@ def _add_toon() -> None:
 _add_toon()
 
 
+def _add_evaluate() -> None:
+    from faceanim.evaluation.cli import evaluate
+
+    cli.add_command(evaluate)
+
+
+_add_evaluate()
+
+
 def _add_photo() -> None:
     from faceanim.cli.photo import register
 

@@ -1,0 +1,66 @@
+"""The ``faceanim evaluate`` command (imports torch only when it runs)."""
+
+from __future__ import annotations
+
+import click
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else ()
+
+
+@click.command("evaluate")
+@click.option("--bundle", "-b", default=None, help="Bundle name or folder (default: toonface).")
+@click.option("--methods", "-m", default="ours,styleclip,mocogan", show_default=True,
+              help="Comma-separated methods: ours, styleclip (StyleCLIP + interpolation), mocogan (text-free motion).")
+@click.option("--prompts", "-p", default=None,
+              help="Comma-separated prompts (ToonFace: keys like smile,cry or phrases). Default: the bundle's "
+                   "example prompts; on ToonFace every prompt key.")
+@click.option("--faces", "-n", default=8, show_default=True, type=int, help="Faces (seeds seed … seed+N−1).")
+@click.option("--frames", "-t", default=16, show_default=True, type=int, help="Frames per video.")
+@click.option("--out", "-o", default="results", show_default=True, help="Output folder.")
+@click.option("--evaluator", default=None, help="ToonEvaluator folder: ToonFace ground-truth scores.")
+@click.option("--domain", default="auto", show_default=True, type=click.Choice(["auto", "human", "toon"]),
+              help="Face domain (auto: toon for ToonFace bundles or with --evaluator).")
+@click.option("--real", default=256, show_default=True, type=int, help="Real images for FID.")
+@click.option("--real-dir", default=None, help="Folder of real aligned faces for FID (human faces).")
+@click.option("--inception", default=None,
+              help="torch-fidelity Inception-v3 weights (.pth): FID on Inception features instead of CLIP's.")
+@click.option("--identity", default="auto", show_default=True,
+              type=click.Choice(["auto", "dlib", "toon", "clip", "none"]),
+              help="Identity features for ACD (auto: toon evaluator, else dlib on human faces).")
+@click.option("--steps", default=300, show_default=True, type=int, help="StyleCLIP optimization steps.")
+@click.option("--seed", "-s", default=0, show_default=True, type=int, help="First face seed.")
+@click.option("--grid-faces", default=4, show_default=True, type=int, help="Faces per prompt grid video (0: none).")
+@click.option("--grid-format", default="mp4", show_default=True, type=click.Choice(["mp4", "gif", "png"]))
+@click.option("--bootstrap", default=2000, show_default=True, type=int, help="Bootstrap resamplings for the CIs.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--batch-size", default=8, show_default=True, type=int, help="Frames per generator call.")
+def evaluate(bundle, methods, prompts, faces, frames, out, evaluator, domain, real, real_dir, inception, identity,
+             steps, seed, grid_faces, grid_format, bootstrap, device, batch_size) -> None:
+    """Evaluate methods × prompts × faces: FID, ACD, CLIP alignment, identity, smoothness, ToonFace ground truth.
+
+    Writes OUT/results.md (tables: means with 95% bootstrap confidence intervals, per prompt), OUT/results.json
+    (every video's values too) and one video grid per prompt (rows: faces, columns: methods).
+    """
+    from faceanim.evaluation.run import EvalConfig
+
+    cfg = EvalConfig(bundle=bundle, methods=_split(methods), prompts=_split(prompts), faces=faces, frames=frames,
+                     out=out, evaluator=evaluator, domain=domain, real=real, real_dir=real_dir, inception=inception,
+                     identity=identity, steps=steps, seed=seed, grid_faces=grid_faces, grid_format=grid_format,
+                     bootstrap=bootstrap, device=device, batch_size=batch_size)
+    cfg.validate()  # bad options fail before any model loads
+
+    from faceanim.evaluation.run import evaluate as run_evaluation
+    from faceanim.training.build import pick_device
+    from faceanim.utils.perf import tune_allocator
+
+    tune_allocator()
+    cfg.device = str(pick_device(device))
+    results = run_evaluation(cfg)
+    click.echo(f"wrote {out}/results.md and results.json ({len(results['videos'])} videos, "
+               f"{results['seconds_total']:.1f} s)")
+    for name, m in results["methods"].items():
+        sec = m["overall"].get("seconds", {}).get("mean", float("nan"))
+        extra = "".join(f", {k} {v:.4g}" for k, v in m["set"].items() if k == "fid" and v is not None)
+        click.echo(f"  {name}: {sec:.2f} s/video{extra}")
