@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import json
 import math
 import os
@@ -68,7 +70,8 @@ class Trainer:
         return self.G.synthesis(ws, noise_mode="const")
 
     # -- one step ------------------------------------------------------------------------------------------------
-    def train_step(self, step: int) -> dict[str, float]:
+    def _forward(self, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The losses of step ``step``'s batch (its prompts, sources and motion noise are functions of ``step``)."""
         batch = self._batch(step)
         T = self.cfg.num_frames
         out = self.module(batch["prompts"], T, image=batch.get("image"), w_inv=batch.get("w_inv"),
@@ -87,13 +90,30 @@ class Trainer:
             else:
                 with torch.no_grad():
                     source = self.render(out.w_s.detach())
-        total, terms = self.loss(out.ws, out.w_s, frames, batch["prompts"], source)
+        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        total, terms = self._forward(step)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         report = {"loss": float(total.detach())}
         report.update({k: float(v.detach()) for k, v in terms.items()})
         return report
+
+    @torch.no_grad()
+    def evaluate(self, steps: Sequence[int]) -> dict[str, float]:
+        """Mean loss terms over the batches of ``steps`` without training (e.g. held-out step numbers beyond the
+        run's, to compare the same batches before and after training)."""
+        was_training = self.animator.training
+        self.animator.eval()
+        sums: dict[str, float] = {}
+        for step in steps:
+            total, terms = self._forward(step)
+            for k, v in {"loss": total, **terms}.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        self.animator.train(was_training)
+        return {k: v / len(steps) for k, v in sums.items()}
 
     # -- loop ----------------------------------------------------------------------------------------------------
     def train(self, steps: int | None = None) -> list[dict[str, float]]:
