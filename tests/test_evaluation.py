@@ -424,9 +424,9 @@ def test_toon_train_motion_ablation_command_lines(monkeypatch, capsys):
         return SimpleNamespace(run_dir=Path("run"), train=lambda: None)
 
     monkeypatch.setattr(build, "build_trainer", fake_build)
-    assert main(["toon", "train-motion", "--batch-size", "8", "--set", "loss={lpips: 0, contrastive: 0}"]) == 0
-    assert main(["toon", "train-motion", "--set", "loss={lpips: 0, path_order: 1}"]) == 0
-    assert main(["toon", "train-motion", "--set", "loss={lpips: 0, path_reg: 0}"]) == 0
+    assert main(["toon", "train-motion", "--batch-size", "8", "--set", "loss.contrastive=0"]) == 0
+    assert main(["toon", "train-motion", "--set", "loss.path_order=1"]) == 0
+    assert main(["toon", "train-motion", "--set", "loss.path_reg=0"]) == 0
     a, b, c = seen
     assert a.batch_size == 8 and a.loss.contrastive == 0 and a.loss.lpips == 0 and a.loss.path_reg == 1.0
     assert b.loss.path_order == 1 and b.loss.contrastive == 0.5 and b.loss.lpips == 0

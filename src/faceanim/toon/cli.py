@@ -320,10 +320,8 @@ def motion_prompts() -> list[str]:
 def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_size: int,
                  overrides: tuple[str, ...]) -> None:
     """Train the motion model with the paper's settings in sampled-latent mode (IV-A-1) on the ToonFace generator."""
-    import yaml
-
     from faceanim.training.build import build_trainer
-    from faceanim.training.config import TrainConfig
+    from faceanim.training.config import TrainConfig, apply_overrides
     from faceanim.utils.perf import tune_allocator
 
     tune_allocator()
@@ -332,10 +330,7 @@ def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_
             "template": "The cartoon person is {}.", "batch_size": batch_size, "num_frames": 4, "steps": steps,
             "train_text_encoder": False, "motion": {"mapper_hidden": 512}, "loss": {"lpips": 0.0},
             "out_dir": out_dir, "name": "toonface-motion", "checkpoint_every": 100, "sample_every": 250}
-    for item in overrides:
-        key, value = item.split("=", 1)
-        data[key] = yaml.safe_load(value)
-    trainer = build_trainer(TrainConfig.from_dict(data))
+    trainer = build_trainer(TrainConfig.from_dict(apply_overrides(data, overrides)))
     click.echo(f"run folder: {trainer.run_dir}")
     trainer.train()
     click.echo(f"motion model → {trainer.run_dir / 'motion_model'}")

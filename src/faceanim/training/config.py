@@ -97,16 +97,7 @@ class TrainConfig:
         for key in ("cond_clip", "loss_clip", "prompts"):
             if isinstance(data.get(key), str) and (base / data[key]).exists():
                 data[key] = str(base / data[key])
-        for item in overrides or []:
-            if "=" not in item:
-                raise FaceanimError(f"override must look like key=value, got {item!r}")
-            key, value = item.split("=", 1)
-            target = data
-            *parents, leaf = key.split(".")
-            for p in parents:
-                target = target.setdefault(p, {})
-            target[leaf] = yaml.safe_load(value)
-        return cls.from_dict(data)
+        return cls.from_dict(apply_overrides(data, overrides or []))
 
     def validate(self) -> None:
         if self.mode not in ("image", "latent"):
@@ -124,3 +115,21 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         return d
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply ``key=value`` overrides (YAML values; dotted keys reach nested options: ``loss.contrastive=0``)."""
+    import yaml
+
+    for item in overrides:
+        if "=" not in item:
+            raise FaceanimError(f"override must look like key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        target = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+            if not isinstance(target, dict):
+                raise FaceanimError(f"override {item!r}: {p} is not a group of options")
+        target[leaf] = yaml.safe_load(value)
+    return data
