@@ -186,3 +186,30 @@ def test_image_mode_trains_visual_encoder_and_mapper(tmp_path):
     trainer.train(steps=2)
     assert any(not torch.equal(a, b) for a, b in zip(vis, trainer.animator.clip.model.visual.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(hv, trainer.animator.visual_mapper.parameters()))
+
+
+def test_anchor_first_frame_trains_on_videos_that_start_at_the_source(tmp_path):
+    seen = {}
+    for anchor in (False, True):
+        (tmp_path / str(anchor)).mkdir()
+        trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path / str(anchor), anchor_first_frame=anchor)))
+        with torch.no_grad():  # give the untrained model a frame-1 offset (zero-initialized mapper)
+            for p in trainer.animator.motion_mapper.layers[-1].parameters():
+                p.normal_(0, 0.05)
+        loss = trainer.loss
+
+        class Spy:  # records what the losses see
+            def __getattr__(self, name, _loss=loss):
+                return getattr(_loss, name)
+
+            def __call__(self, ws, w_s, *args, _loss=loss, _anchor=anchor):
+                seen[_anchor] = (ws.detach().clone(), w_s.detach().clone())
+                return _loss(ws, w_s, *args)
+
+        trainer.loss = Spy()
+        trainer.train_step(0)
+    ws, w_s = seen[True]
+    assert torch.allclose(ws[:, 0], w_s, atol=1e-6)
+    ws0, w_s0 = seen[False]
+    assert not torch.allclose(ws0[:, 0], w_s0, atol=1e-3)  # eq. 8 as written: frame 1 is Δw⁽¹⁾ + w_s
+    assert torch.allclose(ws[:, 1:] - ws[:, :1], ws0[:, 1:] - ws0[:, :1], atol=1e-5)  # same motion, shifted

@@ -42,6 +42,8 @@ class TrainConfig:
     # optimization (IV-A-2)
     batch_size: int = 4                       # per process; texts in a batch never repeat
     num_frames: int = 4                       # frames per training video (the official code trains on 4)
+    anchor_first_frame: bool = False          # train on w⁽ⁱ⁾ − w⁽¹⁾ + w_s (frame 1 = the source, as the pipeline
+                                              # plays videos) instead of eq. 8's w⁽ⁱ⁾ = Δw⁽ⁱ⁾ + w_s
     steps: int = 2000
     lr_encoder: float = 1e-5
     lr_mapper: float = 1e-3

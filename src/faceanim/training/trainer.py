@@ -76,6 +76,8 @@ class Trainer:
         T = self.cfg.num_frames
         out = self.module(batch["prompts"], T, image=batch.get("image"), w_inv=batch.get("w_inv"),
                           w_source=batch.get("w_source"), generator=self._step_generator(step))
+        if self.cfg.anchor_first_frame:  # the motion must come from frames 2…T, not from a jump at frame 1
+            out = type(out)(ws=out.ws - out.ws[:, :1] + out.w_s[:, None], w_s=out.w_s, codes=out.codes)
         needed = self.loss.pixel_frames(T)
         frames = {}
         if needed:
@@ -199,6 +201,8 @@ class Trainer:
         batch = self._fixed_sample_batch(n)
         out = self.animator(prompts, self.cfg.sample_frames, image=batch.get("image"), w_inv=batch.get("w_inv"),
                             w_source=batch.get("w_source"), decay=True, generator=torch.Generator().manual_seed(0))
+        if self.cfg.anchor_first_frame:
+            out = type(out)(ws=out.ws - out.ws[:, :1] + out.w_s[:, None], w_s=out.w_s, codes=out.codes)
         B, T = out.ws.shape[:2]
         frames = self.render(out.ws.reshape(B * T, *out.ws.shape[2:])).reshape(B, T, 3, *self._res())
         path = self.run_dir / "samples" / f"step{self.step:06d}.png"
