@@ -23,6 +23,10 @@ def test_toon_build_chain(tmp_path, capsys, monkeypatch):
                  "--init-from", "clip/clip", "--generator", "gen/generator", "--generator-mix", "0.5",
                  "--generator-pool", "8", "--blur", "0.5"]) == 0
     assert (tmp_path / "clip_ft" / "clip" / "config.json").is_file()
+    capsys.readouterr()
+    assert main(["toon", "eval-clip", "clip_ft/clip", "--generator", "gen/generator", "--per-key", "2"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert set(ev) == {"renderer", "generator"} and "top1_mean" in ev["generator"]["motion_template"]
     assert main(["toon", "train-clip", "--out", "clip_bad", "--steps", "2", "--generator-mix", "0.5"]) != 0
     assert main(["toon", "train-motion", "--generator", "gen/generator", "--clip", "clip/clip", "--out-dir", "motion",
                  "--steps", "2", "--set", "sample_every=0"]) == 0

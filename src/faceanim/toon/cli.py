@@ -213,10 +213,11 @@ ZERO_SHOT_FRAMES = {
 }
 
 
-def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None) -> dict:
+def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None, generator=None) -> dict:
     """Top-1 accuracy of telling each expression key from all the others on held-out identities rendered with
     one factor at its target. Reported for held-out sentence frames around the training words (the target
-    metric), for the motion model's template, and for held-out synonyms never seen in training."""
+    metric), for the motion model's template, and for held-out synonyms never seen in training. With a ToonFace
+    ``generator``, the faces are that generator's drawings of the same parameters instead of the renderer's."""
     import torch
     from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS, PROMPT_TARGETS
     from faceanim.toon.factors import ToonParams
@@ -231,7 +232,14 @@ def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None) -> di
         for i, k in enumerate(keys):
             base = ToonParams.sample(per_key, generator=torch.Generator().manual_seed(EVAL_SEED + 100 + i))
             factor, value = PROMPT_TARGETS[k]
-            feats.append(clip.encode_image(draw(base.replace(**{factor: value}), size=clip.image_size)))
+            params = base.replace(**{factor: value})
+            if generator is not None:
+                from faceanim.toon.latent import encode
+
+                images = generator(encode(params)).clamp(-1, 1)
+            else:
+                images = draw(params, size=clip.image_size)
+            feats.append(clip.encode_image(images))
         out: dict = {}
         for name, texts in variants.items():
             # one class embedding per key: the normalized mean over its sentence frames (prompt ensembling)
@@ -240,6 +248,24 @@ def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None) -> di
             out[name] = {"top1_mean": round(sum(per.values()) / len(per), 4), "top1_min": round(min(per.values()), 4),
                          "per_key": {k: round(v, 3) for k, v in per.items()}}
     return out
+
+
+@toon.command("eval-clip")
+@click.argument("clip_dir", metavar="CLIP", type=click.Path(exists=True, file_okay=False))
+@click.option("--generator", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Also score the ToonFace generator's drawings of the same faces.")
+@click.option("--per-key", default=64, show_default=True, help="Held-out faces per expression key.")
+def eval_clip(clip_dir: str, generator: str | None, per_key: int) -> None:
+    """Zero-shot top-1 of a ToonFace CLIP on held-out renders (and on a generator's drawings of them), as JSON."""
+    from faceanim.encoders.clip import CLIPEncoder
+
+    clip = CLIPEncoder.from_pretrained(clip_dir).eval()
+    res = {"renderer": zero_shot_eval(clip, per_key=per_key)}
+    if generator:
+        from faceanim.models.stylegan2 import Generator
+
+        res["generator"] = zero_shot_eval(clip, per_key=per_key, generator=Generator.from_pretrained(generator))
+    click.echo(json.dumps(res, indent=1))
 
 
 @toon.command("train-clip")
