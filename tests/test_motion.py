@@ -112,3 +112,38 @@ def test_config_errors():
         MotionConfig(mapper_input="delta")
     with pytest.raises(ValueError, match="z_dim"):
         LanguageGuidedAnimator(MotionConfig(z_dim=7), CLIPEncoder.from_config(CLIP_RN))
+
+
+def test_matched_inference_rates_travel_the_training_distance():
+    from faceanim.motion.recurrent import RecurrentMotionGenerator
+
+    paper = RecurrentMotionGenerator(8, 4)
+    matched = RecurrentMotionGenerator(8, 4, matched_train_frames=4)
+    assert paper.rates(4, decay=False) == matched.rates(4, decay=False) == [0.2, 0.2, 0.2]  # training unchanged
+    for T in (4, 16, 64):
+        r = matched.rates(T, decay=True)
+        assert len(r) == T - 1 and abs(sum(r) - 0.6) < 1e-9                   # Σr = (4 − 1)·0.2
+        assert all(a > b for a, b in zip(r, r[1:]))                            # the paper's decaying shape
+        shape = paper.rates(T, decay=True)
+        assert all(abs(a / b - r[0] / shape[0]) < 1e-9 for a, b in zip(r, shape))
+    assert abs(sum(paper.rates(16, decay=True)) - 1.5) < 1e-9                  # the paper's: 2.5× farther
+
+
+def test_trainer_records_train_frames_for_matched_rates(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_models import tiny_config
+
+    from faceanim.motion.model import LanguageGuidedAnimator
+    from faceanim.training.build import build_trainer
+    from faceanim.training.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(tiny_config(tmp_path, steps=2, motion={"h_dim": 16, "mapper_hidden": 32,
+                                                                       "inference_rates": "matched"}))
+    trainer = build_trainer(cfg)
+    trainer.train()
+    A = LanguageGuidedAnimator.from_pretrained(trainer.run_dir / "motion_model")
+    assert A.config.train_frames == cfg.num_frames and A.config.inference_rates == "matched"
+    assert abs(sum(A.motion.rates(16, decay=True)) - 0.2 * (cfg.num_frames - 1)) < 1e-9

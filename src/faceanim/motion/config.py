@@ -23,10 +23,17 @@ class MotionConfig:
     mode: str = "image"               # "image": visual encoder on (real photos); "latent": w_s sampled, no E_v
     mapper_input: str = "code"        # "code": Δw⁽ⁱ⁾ = H_t(z⁽ⁱ⁾) (eq. 7); "offset": H_t(z⁽ⁱ⁾ − z⁽¹⁾) (official code)
     template: str = "The person is {}."  # prompt template used with this model (paper IV-F-3)
+    inference_rates: str = "paper"    # "paper": r⁽ⁱ⁾ = 0.2·(T+1−i)/T; "matched": the same decaying shape scaled so
+                                      # that Σr over the video equals training's (train_frames−1)·0.2
+    train_frames: int = 0             # frames per training video (set by the trainer; needed by "matched")
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise FaceanimError(f"motion mode must be one of {MODES}, got {self.mode!r}")
+        if self.inference_rates not in ("paper", "matched"):
+            raise FaceanimError(f"inference_rates must be 'paper' or 'matched', got {self.inference_rates!r}")
+        if self.inference_rates == "matched" and self.train_frames < 2:
+            raise FaceanimError("inference_rates 'matched' needs train_frames ≥ 2 (frames per training video)")
         if self.mapper_input not in ("code", "offset"):
             raise FaceanimError(f"mapper_input must be 'code' or 'offset', got {self.mapper_input!r}")
         if min(self.z_dim, self.h_dim, self.num_ws, self.w_dim, self.mapper_hidden, self.mapper_layers) <= 0:

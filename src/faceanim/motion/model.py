@@ -46,8 +46,9 @@ class LanguageGuidedAnimator(nn.Module):
             raise ValueError(f"MotionConfig.z_dim={config.z_dim} but the CLIP embeds to {clip.embed_dim}")
         self.config = config
         self.clip = clip
-        self.motion = RecurrentMotionGenerator(config.z_dim, config.h_dim, config.residual_rate, config.h0_std,
-                                               config.slope)
+        self.motion = RecurrentMotionGenerator(
+            config.z_dim, config.h_dim, config.residual_rate, config.h0_std, config.slope,
+            matched_train_frames=config.train_frames if config.inference_rates == "matched" else 0)
         self.motion_mapper = MotionMapper(config.z_dim, config.num_ws, config.w_dim, config.mapper_hidden,
                                           config.mapper_layers)
         if config.mode == "image":

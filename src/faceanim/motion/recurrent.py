@@ -23,8 +23,10 @@ class RecurrentMotionGenerator(nn.Module):
                  h_dim: int = 384,             # width of h
                  residual_rate: float = 0.2,   # r₁ = r₂ in training
                  h0_std: float = 0.1,          # std of h⁽¹⁾
-                 slope: float = 0.1):          # leaky ReLU slope of σ
+                 slope: float = 0.1,           # leaky ReLU slope of σ
+                 matched_train_frames: int = 0):  # > 0: inference rates sum to training's (T_train−1)·r
         super().__init__()
+        self.matched_train_frames = matched_train_frames
         self.z_dim, self.h_dim = z_dim, h_dim
         self.residual_rate, self.h0_std, self.slope = residual_rate, h0_std, slope
         self.W1 = nn.Linear(z_dim, h_dim)           # 384 × z_dim
@@ -32,11 +34,18 @@ class RecurrentMotionGenerator(nn.Module):
         self.W3 = nn.Linear(2 * h_dim, h_dim)       # 384 × 768
 
     def rates(self, num_frames: int, decay: bool) -> list[float]:
-        """r for the steps i = 2…T: constant in training, 0.2·(T+1−i)/T with ``decay`` (inference)."""
+        """r for the steps i = 2…T: constant in training, 0.2·(T+1−i)/T with ``decay`` (inference). With
+        ``matched_train_frames`` = T_train, the decaying rates are rescaled to sum to (T_train − 1)·0.2, the total of
+        a training video, so that a video of any length travels as far as the model was trained to (the paper's
+        schedule travels 0.2·(T−1)/2, e.g. 2.5× the training distance for T = 16 after training on 4 frames)."""
         T = num_frames
         if not decay:
             return [self.residual_rate] * (T - 1)
-        return [self.residual_rate * (T + 1 - i) / T for i in range(2, T + 1)]
+        rates = [self.residual_rate * (T + 1 - i) / T for i in range(2, T + 1)]
+        if self.matched_train_frames and rates:
+            scale = self.residual_rate * (self.matched_train_frames - 1) / sum(rates)
+            rates = [r * scale for r in rates]
+        return rates
 
     def forward(self, z1: torch.Tensor, num_frames: int, decay: bool = False,
                 h1: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -82,7 +82,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
     cond_clip = load_clip(cfg.cond_clip, cfg.clip_cache)
     loss_clip = load_clip(cfg.loss_clip, cfg.clip_cache).to(device)
     motion_cfg = MotionConfig(**{"z_dim": cond_clip.embed_dim, "num_ws": G.num_ws, "w_dim": G.w_dim,
-                                 "mode": cfg.mode, "template": cfg.template, **cfg.motion})
+                                 "mode": cfg.mode, "template": cfg.template, "train_frames": cfg.num_frames,
+                                 **cfg.motion})
     animator = LanguageGuidedAnimator(motion_cfg, cond_clip).to(device)
 
     lpips = None
