@@ -72,3 +72,17 @@ def test_generator_resume_with_new_mapping_lr_keeps_the_function(tmp_path):
     assert torch.allclose(fc.weight * fc.weight_gain, a.G.mapping.fc0.weight * a.G.mapping.fc0.weight_gain, atol=1e-6)
     b.train(log=lambda _: None)  # and it trains on
     assert b.step == 6
+
+
+def test_train_motion_prompt_keys(monkeypatch):
+    from types import SimpleNamespace
+    from pathlib import Path
+
+    import faceanim.training.build as build
+
+    seen = []
+    monkeypatch.setattr(build, "build_trainer",
+                        lambda cfg, run_dir=None: seen.append(cfg) or SimpleNamespace(run_dir=Path("r"), train=lambda: None))
+    assert main(["toon", "train-motion", "--prompt-keys", "smile,laugh,tilt_left"]) == 0
+    assert seen[0].prompts == ["smiling", "laughing", "tilting head to the left"]
+    assert main(["toon", "train-motion", "--prompt-keys", "smile,dancing"]) == 2

@@ -326,13 +326,19 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
                f"{ev['heldout_synonyms']['top1_mean']:.3f}); CLIP → {export}")
 
 
-def motion_prompts() -> list[str]:
-    """Training prompts of the ToonFace motion model: the canonical phrase of every expression/attribute key.
+def motion_prompts(keys: list[str] | None = None) -> list[str]:
+    """Training prompts of the ToonFace motion model: the canonical phrase of every expression/attribute key
+    (or of the given keys).
 
     One phrase per key, so that two prompts of a batch never mean the same motion (synonyms would be pushed
     apart by the contrastive loss)."""
     from faceanim.toon.captions import EXPRESSION_PROMPTS
 
+    if keys:
+        unknown = [k for k in keys if k not in EXPRESSION_PROMPTS]
+        if unknown:
+            raise click.UsageError(f"unknown prompt key(s) {unknown}; known: {', '.join(EXPRESSION_PROMPTS)}")
+        return list(dict.fromkeys(EXPRESSION_PROMPTS[k] for k in keys))
     return list(dict.fromkeys(EXPRESSION_PROMPTS.values()))
 
 
@@ -342,8 +348,10 @@ def motion_prompts() -> list[str]:
 @click.option("--out-dir", default="work/toonface/motion", show_default=True, help="Parent of the numbered run folder.")
 @click.option("--steps", default=2000, show_default=True)
 @click.option("--batch-size", default=4, show_default=True)
+@click.option("--prompt-keys", default=None,
+              help="Comma-separated expression keys to train on (default: all), e.g. smile,laugh,tilt_left.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Further TrainConfig overrides.")
-def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_size: int,
+def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_size: int, prompt_keys: str | None,
                  overrides: tuple[str, ...]) -> None:
     """Train the motion model with the paper's settings in sampled-latent mode (IV-A-1) on the ToonFace generator."""
     from faceanim.training.build import build_trainer
@@ -352,7 +360,8 @@ def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_
 
     tune_allocator()
     data = {"generator": generator, "cond_clip": clip_dir, "loss_clip": clip_dir, "mode": "latent",
-            "z_sampler": "toonface", "truncation_psi": 1.0, "prompts": motion_prompts(),
+            "z_sampler": "toonface", "truncation_psi": 1.0,
+            "prompts": motion_prompts([k.strip() for k in prompt_keys.split(",")] if prompt_keys else None),
             "template": "The cartoon person is {}.", "batch_size": batch_size, "num_frames": 4, "steps": steps,
             "train_text_encoder": False, "motion": {"mapper_hidden": 512}, "loss": {"lpips": 0.0},
             "out_dir": out_dir, "name": "toonface-motion", "checkpoint_every": 100, "sample_every": 250}
