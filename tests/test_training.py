@@ -213,3 +213,21 @@ def test_anchor_first_frame_trains_on_videos_that_start_at_the_source(tmp_path):
     ws0, w_s0 = seen[False]
     assert not torch.allclose(ws0[:, 0], w_s0, atol=1e-3)  # eq. 8 as written: frame 1 is Δw⁽¹⁾ + w_s
     assert torch.allclose(ws[:, 1:] - ws[:, :1], ws0[:, 1:] - ws0[:, :1], atol=1e-5)  # same motion, shifted
+
+
+def test_grad_norm_is_logged_and_clipped(tmp_path):
+    trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, steps=3, grad_clip=1e-4)))
+    grads = []
+    orig = trainer.optimizer.step
+
+    def step(*a, **k):  # the gradients the optimizer sees
+        grads.append(torch.sqrt(sum(p.grad.square().sum() for g in trainer.optimizer.param_groups
+                                    for p in g["params"] if p.grad is not None)))
+        return orig(*a, **k)
+
+    trainer.optimizer.step = step
+    hist = trainer.train()
+    assert all(h["grad_norm"] > 1e-4 for h in hist)       # the norm before clipping is reported
+    assert all(float(g) <= 1e-4 * 1.001 for g in grads)   # and the optimizer got the clipped gradients
+    with pytest.raises(FaceanimError):
+        TrainConfig.from_yaml(tiny_config(tmp_path / "x", steps=3, grad_clip=-1))

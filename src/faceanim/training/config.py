@@ -49,6 +49,7 @@ class TrainConfig:
     lr_mapper: float = 1e-3
     lr_recurrent: float = 1e-3
     betas: tuple[float, float] = (0.0, 0.999)
+    grad_clip: float = 0.0                    # max global gradient norm (0: off, as in the paper); the norm is logged
     train_visual_encoder: bool = True
     train_text_encoder: bool = True           # False: E_t frozen (then it may share weights with the loss CLIP)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -102,6 +103,8 @@ class TrainConfig:
         return cls.from_dict(apply_overrides(data, overrides or []))
 
     def validate(self) -> None:
+        if not self.grad_clip >= 0:
+            raise FaceanimError(f"grad_clip must be ≥ 0 (0 = off), got {self.grad_clip}")
         if self.mode not in ("image", "latent"):
             raise FaceanimError(f"mode must be 'image' or 'latent', got {self.mode!r}")
         if self.batch_size < 2:

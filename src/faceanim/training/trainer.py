@@ -98,8 +98,11 @@ class Trainer:
         total, terms = self._forward(step)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         self.optimizer.step()
-        report = {"loss": float(total.detach())}
+        report = {"loss": float(total.detach()), "grad_norm": float(grad_norm)}
         report.update({k: float(v.detach()) for k, v in terms.items()})
         return report
 
