@@ -91,7 +91,7 @@ class ClipTrainer:
             self.step += 1
             seen += len(captions)
             if self.step % 25 == 0 or self.step == steps:
-                line = {"step": self.step, "loss": round(float(loss), 4), "scale": round(float(scale), 2),
+                line = {"step": self.step, "loss": round(float(loss.detach()), 4), "scale": round(float(scale.detach()), 2),
                         "pairs_per_s": round(seen / (time.perf_counter() - t0), 1)}
                 with open(self.run_dir / "log.jsonl", "a") as f:
                     f.write(json.dumps(line) + "\n")
