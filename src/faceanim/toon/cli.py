@@ -401,7 +401,7 @@ def build_bundle(generator: str, motion: str, out: str | None, model_card: str |
     out_path = Path(out) if out else PACKAGED / "toonface"
     info = BundleInfo(name="toonface", template="The cartoon person is {}.", mode="latent", truncation_psi=1.0,
                       fps=10, num_frames=16, z_sampler="toonface",
-                      example_prompts=["smiling", "laughing", "crying", "winking", "surprised", "angry"],
+                      example_prompts=["laughing", "surprised", "going grey", "old", "tilting head to the left", "smiling"],
                       description="ToonFace: procedurally rendered cartoon faces; every network trained by "
                                   "`faceanim toon …` (see MODEL_CARD.md)",
                       components={"generator": "generator", "motion": "motion", "loss_clip": "motion/clip"})
