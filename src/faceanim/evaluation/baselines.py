@@ -97,12 +97,9 @@ class StyleCLIPConfig:
 
     def lr_at(self, step: int) -> float:
         """Learning rate at ``step`` (StyleGAN2-projector schedule, as StyleCLIP's optimization uses)."""
-        t = step / max(self.steps, 1)
-        ramp = min(1.0, (1.0 - t) / self.lr_rampdown) if self.lr_rampdown > 0 else 1.0
-        ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-        if self.lr_rampup > 0:
-            ramp *= min(1.0, t / self.lr_rampup)
-        return self.lr * ramp
+        from faceanim.training.schedules import projector_lr
+
+        return projector_lr(step / max(self.steps, 1), self.lr, self.lr_rampup, self.lr_rampdown)
 
 
 class StyleCLIPInterpolation:

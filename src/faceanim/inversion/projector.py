@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceanim.errors import FaceanimError
+from faceanim.training.schedules import projector_lr
 
 SPACES = ("w", "wplus")
 PERCEPTUAL_MAX_SIZE = 256  # larger images are downsampled to this for the perceptual term (LPIPS cost)
@@ -195,11 +196,7 @@ def noise_regularization(maps: Iterator[torch.Tensor] | list[torch.Tensor]) -> t
 
 
 def _learning_rate(config: ProjectorConfig, t: float) -> float:
-    ramp = min(1.0, (1.0 - t) / config.lr_rampdown_length) if config.lr_rampdown_length > 0 else 1.0
-    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    if config.lr_rampup_length > 0:
-        ramp *= min(1.0, t / config.lr_rampup_length)
-    return config.lr * ramp
+    return projector_lr(t, config.lr, config.lr_rampup_length, config.lr_rampdown_length)
 
 
 # -- the projector ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ image's positives are all texts of the batch with the same caption string, and v
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -19,6 +18,8 @@ import torch.nn.functional as F
 
 from faceanim.encoders.clip import CLIPConfig, CLIPEncoder
 from faceanim.training.checkpoint import load_checkpoint, save_checkpoint
+from faceanim.training.schedules import cosine_lr
+from faceanim.utils.io import append_jsonl
 
 PairFn = Callable[[int, torch.Generator], tuple[torch.Tensor, list[str]]]  # (n, g) -> (images [-1,1], captions)
 
@@ -67,10 +68,7 @@ class ClipTrainer:
 
     def lr_at(self, step: int) -> float:
         c = self.cfg
-        if step < c.warmup:
-            return c.lr * (step + 1) / c.warmup
-        t = min((step - c.warmup) / max(c.steps - c.warmup, 1), 1.0)
-        return c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * t))
+        return cosine_lr(step, c.steps, c.lr, c.lr_final, c.warmup)
 
     def train(self, steps: int | None = None, log: Callable[[str], None] = print) -> None:
         steps = steps or self.cfg.steps
@@ -93,16 +91,14 @@ class ClipTrainer:
             if self.step % 25 == 0 or self.step == steps:
                 line = {"step": self.step, "loss": round(float(loss.detach()), 4), "scale": round(float(scale.detach()), 2),
                         "pairs_per_s": round(seen / (time.perf_counter() - t0), 1)}
-                with open(self.run_dir / "log.jsonl", "a") as f:
-                    f.write(json.dumps(line) + "\n")
+                append_jsonl(self.run_dir / "log.jsonl", line)
                 log(json.dumps(line))
             if self.evaluate_fn is not None and (self.step % self.cfg.eval_every == 0 or self.step == steps):
                 self.clip.eval()
                 with torch.no_grad():
                     ev = self.evaluate_fn(self.clip)
                 self.clip.train()
-                with open(self.run_dir / "eval.jsonl", "a") as f:
-                    f.write(json.dumps({"step": self.step, **ev}) + "\n")
+                append_jsonl(self.run_dir / "eval.jsonl", {"step": self.step, **ev})
                 log(f"eval step {self.step}: {json.dumps(ev)}")
             if self.step % self.cfg.checkpoint_every == 0 or self.step == steps:
                 self.save()

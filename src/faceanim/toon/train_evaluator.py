@@ -26,6 +26,8 @@ from faceanim.toon.factors import FACTOR_BY_NAME, SLICES, ToonParams
 from faceanim.toon.recipes import training_params
 from faceanim.toon.renderer import render
 from faceanim.training.checkpoint import load_checkpoint, save_checkpoint
+from faceanim.training.schedules import cosine_lr
+from faceanim.utils.io import append_jsonl
 
 BatchFn = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # (n, g) -> (images [n,3,R,R], [n,P])
 
@@ -228,7 +230,7 @@ class EvaluatorTrainer:
 
     def lr_at(self, step: int) -> float:
         c = self.cfg
-        return c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * min(step / c.steps, 1.0)))
+        return cosine_lr(step, c.steps, c.lr, c.lr_final)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.batch_fn(self.cfg.batch_size, torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step))
@@ -264,14 +266,12 @@ class EvaluatorTrainer:
                 line = {"step": self.step, "lr": round(self.lr_at(self.step), 6),
                         "img_per_s": round(seen / (time.perf_counter() - t0), 1),
                         **{k: round(v, 5) for k, v in report.items()}}
-                with open(self.run_dir / "log.jsonl", "a") as f:
-                    f.write(json.dumps(line) + "\n")
+                append_jsonl(self.run_dir / "log.jsonl", line)
                 log(json.dumps(line))
             if self.evaluate_fn is not None and self.step % self.cfg.eval_every == 0:
                 ev = self.evaluate_fn(self.model)
                 self.model.train()
-                with open(self.run_dir / "eval.jsonl", "a") as f:
-                    f.write(json.dumps({"step": self.step, **ev}) + "\n")
+                append_jsonl(self.run_dir / "eval.jsonl", {"step": self.step, **ev})
                 log(f"eval step {self.step}: {json.dumps(ev)}")
             if self.step % self.cfg.checkpoint_every == 0 or self.step == steps:
                 self.save()

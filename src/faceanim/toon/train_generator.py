@@ -8,7 +8,6 @@ edges). Everything random is a function of (seed, step), so ``resume`` continues
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +19,8 @@ import torch.nn.functional as F
 
 from faceanim.models.stylegan2 import Generator, GeneratorConfig
 from faceanim.training.checkpoint import load_checkpoint, save_checkpoint
+from faceanim.training.schedules import cosine_lr
+from faceanim.utils.io import append_jsonl
 
 BatchFn = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # (n, g) -> (z [n, Z], images [n, 3, R, R])
 
@@ -57,7 +58,7 @@ class GeneratorTrainer:
 
     def lr_at(self, step: int) -> float:
         c = self.cfg
-        return c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * min(step / c.steps, 1.0)))
+        return cosine_lr(step, c.steps, c.lr, c.lr_final)
 
     def loss(self, z: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         out = self.G(z)
@@ -86,13 +87,11 @@ class GeneratorTrainer:
                 rate = seen / (time.perf_counter() - t0)
                 line = {"step": self.step, "lr": round(self.lr_at(self.step), 6), "img_per_s": round(rate, 1),
                         **{k: round(v, 5) for k, v in report.items()}}
-                with open(self.run_dir / "log.jsonl", "a") as f:
-                    f.write(json.dumps(line) + "\n")
+                append_jsonl(self.run_dir / "log.jsonl", line)
                 log(json.dumps(line))
             if self.step % self.cfg.eval_every == 0 and self.eval_batch is not None:
                 ev = self.evaluate()
-                with open(self.run_dir / "eval.jsonl", "a") as f:
-                    f.write(json.dumps({"step": self.step, **ev}) + "\n")
+                append_jsonl(self.run_dir / "eval.jsonl", {"step": self.step, **ev})
                 log(f"eval step {self.step}: {ev}")
             if self.step % self.cfg.checkpoint_every == 0 or self.step == steps:
                 self.save()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from faceanim.losses.animation import AnimationLoss
 from faceanim.motion.model import LanguageGuidedAnimator
 from faceanim.training.checkpoint import load_checkpoint, save_checkpoint
 from faceanim.training.config import TrainConfig
+from faceanim.utils.io import append_jsonl
 
 
 @dataclass
@@ -76,8 +76,7 @@ class Trainer:
         T = self.cfg.num_frames
         out = self.module(batch["prompts"], T, image=batch.get("image"), w_inv=batch.get("w_inv"),
                           w_source=batch.get("w_source"), generator=self._step_generator(step))
-        if self.cfg.anchor_first_frame:  # the motion must come from frames 2…T, not from a jump at frame 1
-            out = type(out)(ws=out.ws - out.ws[:, :1] + out.w_s[:, None], w_s=out.w_s, codes=out.codes)
+        out = self._anchored(out)
         needed = self.loss.pixel_frames(T)
         frames = {}
         if needed:
@@ -93,6 +92,13 @@ class Trainer:
                 with torch.no_grad():
                     source = self.render(out.w_s.detach())
         return self.loss(out.ws, out.w_s, frames, batch["prompts"], source)
+
+    def _anchored(self, out):
+        """With ``anchor_first_frame``, w⁽ⁱ⁾ − w⁽¹⁾ + w_s: the motion must come from frames 2…T, not from a jump at
+        frame 1 (the pipeline plays videos this way)."""
+        if not self.cfg.anchor_first_frame:
+            return out
+        return type(out)(ws=out.ws - out.ws[:, :1] + out.w_s[:, None], w_s=out.w_s, codes=out.codes)
 
     def train_step(self, step: int) -> dict[str, float]:
         total, terms = self._forward(step)
@@ -172,8 +178,7 @@ class Trainer:
     def _log(self, report: dict[str, float]) -> None:
         if self.step % self.cfg.log_every and self.step != 1:
             return
-        with open(self.run_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps({"step": self.step, **report}) + "\n")
+        append_jsonl(self.run_dir / "log.jsonl", {"step": self.step, **report})
         if self.writer is not None:
             for k, v in report.items():
                 self.writer.add_scalar(f"loss/{k}", v, self.step)
@@ -204,8 +209,7 @@ class Trainer:
         batch = self._fixed_sample_batch(n)
         out = self.animator(prompts, self.cfg.sample_frames, image=batch.get("image"), w_inv=batch.get("w_inv"),
                             w_source=batch.get("w_source"), decay=True, generator=torch.Generator().manual_seed(0))
-        if self.cfg.anchor_first_frame:
-            out = type(out)(ws=out.ws - out.ws[:, :1] + out.w_s[:, None], w_s=out.w_s, codes=out.codes)
+        out = self._anchored(out)
         B, T = out.ws.shape[:2]
         frames = self.render(out.ws.reshape(B * T, *out.ws.shape[2:])).reshape(B, T, 3, *self._res())
         path = self.run_dir / "samples" / f"step{self.step:06d}.png"

@@ -187,3 +187,9 @@ def check_state_dict(expected: dict[str, torch.Tensor], state: dict, source: str
         parts = [f"{len(keys)} {label} (e.g. {', '.join(keys[:2])})"
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
         raise CheckpointError(f"{source}: weights do not match the {what}: {'; '.join(parts)}")
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """Append one JSON record as a line (run logs: ``log.jsonl``, ``eval.jsonl``)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
