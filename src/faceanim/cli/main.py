@@ -308,9 +308,10 @@ _add_toon()
 
 
 def _add_evaluate() -> None:
-    from faceanim.evaluation.cli import evaluate
+    from faceanim.evaluation.cli import evaluate, results
 
     cli.add_command(evaluate)
+    cli.add_command(results)
 
 
 _add_evaluate()

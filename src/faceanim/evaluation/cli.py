@@ -19,7 +19,8 @@ def _split(text: str | None) -> tuple[str, ...]:
 @click.option("--faces", "-n", default=8, show_default=True, type=int, help="Faces (seeds seed … seed+N−1).")
 @click.option("--frames", "-t", default=16, show_default=True, type=int, help="Frames per video.")
 @click.option("--out", "-o", default="results", show_default=True, help="Output folder.")
-@click.option("--evaluator", default=None, help="ToonEvaluator folder: ToonFace ground-truth scores.")
+@click.option("--evaluator", default=None,
+              help="ToonEvaluator folder: ToonFace ground-truth scores (default: the bundle's, if it ships one).")
 @click.option("--domain", default="auto", show_default=True, type=click.Choice(["auto", "human", "toon"]),
               help="Face domain (auto: toon for ToonFace bundles or with --evaluator).")
 @click.option("--real", default=256, show_default=True, type=int, help="Real images for FID.")
@@ -64,3 +65,49 @@ def evaluate(bundle, methods, prompts, faces, frames, out, evaluator, domain, re
         sec = m["overall"].get("seconds", {}).get("mean", float("nan"))
         extra = "".join(f", {k} {v:.4g}" for k, v in m["set"].items() if k == "fid" and v is not None)
         click.echo(f"  {name}: {sec:.2f} s/video{extra}")
+
+
+@click.command("results")
+@click.option("--suite", "-c", default="toonface", show_default=True,
+              help="Suite: a packaged name (toonface) or a suite YAML file (see faceanim/evaluation/suites/).")
+@click.option("--out", "-o", default="results/toonface", show_default=True,
+              help="Output folder: RESULTS.md, comparison/, ablations/NAME/{train,eval}/.")
+@click.option("--page", default=None, help="Also write the page here (e.g. docs/RESULTS.md).")
+@click.option("--fresh", is_flag=True, help="Redo every stage (default: reuse finished stages, resume training).")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def results(suite, out, page, fresh, device, quiet) -> None:
+    """Reproduce the results page in one command: the comparison with the baselines (IV-C) and the ablations
+    (IV-D, each trained from the bundle's generator and CLIP), then OUT/RESULTS.md, which is also printed.
+
+    On the 2-core build machine the default suite takes under an hour on the CPU (the page states the time of
+    every stage). An interrupted run continues: finished stages are reused, training resumes from its checkpoint.
+    """
+    import shlex
+    from pathlib import Path
+
+    from faceanim.evaluation.suite import SUITES, SuiteConfig
+
+    path = SUITES / f"{suite}.yaml" if (SUITES / f"{suite}.yaml").is_file() else Path(suite)
+    cfg = SuiteConfig.from_file(path)  # a bad suite fails before any model loads
+    out_path = Path(out)
+    if out_path.exists() and not out_path.is_dir():
+        raise click.UsageError(f"--out {out} exists and is not a folder")
+    if page is not None and not Path(page).resolve().parent.is_dir():
+        raise click.UsageError(f"--page: folder does not exist: {Path(page).parent}")
+
+    from faceanim.evaluation.suite import Suite, render_page
+    from faceanim.training.build import pick_device
+    from faceanim.utils.io import atomic_path
+    from faceanim.utils.perf import tune_allocator
+
+    tune_allocator()
+    summary = Suite(cfg, out_path, device=str(pick_device(device)), fresh=fresh, progress=not quiet,
+                    log=lambda line: click.echo(line, err=True)).run()
+    command = " ".join(["faceanim results --suite", shlex.quote(suite), "--out", shlex.quote(out)]
+                       + (["--page", shlex.quote(page)] if page else []) + (["--device", device] if device != "cpu" else []))
+    text = render_page(summary, command)
+    for target in [out_path / "RESULTS.md"] + ([Path(page)] if page else []):
+        with atomic_path(target) as tmp:
+            Path(tmp).write_text(text)
+    click.echo(text)

@@ -241,7 +241,8 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
     cfg.validate()
     t_start = time.perf_counter()
     notes: list[str] = []
-    if pipeline is None:
+    from_bundle = pipeline is None  # bundle components (loss CLIP, evaluator) are looked up only then
+    if from_bundle:
         pipeline = AnimationPipeline.from_bundle(cfg.bundle, device=cfg.device)
     info = getattr(pipeline, "info", None)
     if pipeline.animator.config.mode != "latent":
@@ -249,7 +250,7 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
     G = pipeline.G
 
     # -- models the metrics read ---------------------------------------------------------------------------------
-    if clip is None and info is not None and "loss_clip" in info.components:
+    if clip is None and from_bundle and "loss_clip" in info.components:
         from faceanim.bundles import resolve_bundle
         from faceanim.encoders.clip import CLIPEncoder
 
@@ -257,8 +258,14 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
         clip = CLIPEncoder.from_pretrained(folder).to(pipeline.device).requires_grad_(False)
     if clip is None:
         notes.append("the bundle has no loss CLIP: no text–video alignment, no CLIP-feature FID")
+    evaluator_label = cfg.evaluator or (type(evaluator).__name__ if evaluator is not None else None)
     if evaluator is None and cfg.evaluator:
         evaluator = _load_evaluator(cfg.evaluator)
+    elif evaluator is None and from_bundle and cfg.domain != "human" and "evaluator" in info.components:
+        from faceanim.bundles import resolve_bundle
+
+        evaluator = _load_evaluator(str(resolve_bundle(cfg.bundle) / info.components["evaluator"]))
+        evaluator_label = f"the bundle's ({info.name}/{info.components['evaluator']})"
     domain = cfg.domain
     if domain == "auto":
         domain = "toon" if (getattr(info, "z_sampler", "") == "toonface" or evaluator is not None) else "human"
@@ -383,7 +390,7 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
         "prompts": [dataclasses.asdict(p) for p in prompts], "seeds": seeds,
         "features": {"fid": ctx.fid_features.name if ctx.fid_features is not None else None,
                      "identity": identity.name if identity is not None else None,
-                     "evaluator": cfg.evaluator or (type(evaluator).__name__ if evaluator is not None else None)},
+                     "evaluator": evaluator_label},
         "metrics": {n: m.doc for n, m in metrics.items()},
         "confidence_interval": {"kind": "percentile bootstrap over videos", "level": cfg.confidence,
                                 "resamples": cfg.bootstrap},

@@ -326,22 +326,6 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
                f"{ev['heldout_synonyms']['top1_mean']:.3f}); CLIP → {export}")
 
 
-def motion_prompts(keys: list[str] | None = None) -> list[str]:
-    """Training prompts of the ToonFace motion model: the canonical phrase of every expression/attribute key
-    (or of the given keys).
-
-    One phrase per key, so that two prompts of a batch never mean the same motion (synonyms would be pushed
-    apart by the contrastive loss)."""
-    from faceanim.toon.captions import EXPRESSION_PROMPTS
-
-    if keys:
-        unknown = [k for k in keys if k not in EXPRESSION_PROMPTS]
-        if unknown:
-            raise click.UsageError(f"unknown prompt key(s) {unknown}; known: {', '.join(EXPRESSION_PROMPTS)}")
-        return list(dict.fromkeys(EXPRESSION_PROMPTS[k] for k in keys))
-    return list(dict.fromkeys(EXPRESSION_PROMPTS.values()))
-
-
 @toon.command("train-motion")
 @click.option("--generator", default="work/toonface/generator/generator", show_default=True)
 @click.option("--clip", "clip_dir", default="work/toonface/clip/clip", show_default=True)
@@ -354,17 +338,18 @@ def motion_prompts(keys: list[str] | None = None) -> list[str]:
 def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_size: int, prompt_keys: str | None,
                  overrides: tuple[str, ...]) -> None:
     """Train the motion model with the paper's settings in sampled-latent mode (IV-A-1) on the ToonFace generator."""
+    from faceanim.toon.captions import EXPRESSION_PROMPTS
+    from faceanim.toon.recipes import motion_prompts, motion_train_data
     from faceanim.training.build import build_trainer
     from faceanim.training.config import TrainConfig, apply_overrides
     from faceanim.utils.perf import tune_allocator
 
+    keys = [k.strip() for k in prompt_keys.split(",")] if prompt_keys else None
+    unknown = [k for k in keys or () if k not in EXPRESSION_PROMPTS]
+    if unknown:
+        raise click.UsageError(f"unknown prompt key(s) {unknown}; known: {', '.join(EXPRESSION_PROMPTS)}")
     tune_allocator()
-    data = {"generator": generator, "cond_clip": clip_dir, "loss_clip": clip_dir, "mode": "latent",
-            "z_sampler": "toonface", "truncation_psi": 1.0,
-            "prompts": motion_prompts([k.strip() for k in prompt_keys.split(",")] if prompt_keys else None),
-            "template": "The cartoon person is {}.", "batch_size": batch_size, "num_frames": 4, "steps": steps,
-            "train_text_encoder": False, "motion": {"mapper_hidden": 512}, "loss": {"lpips": 0.0},
-            "out_dir": out_dir, "name": "toonface-motion", "checkpoint_every": 100, "sample_every": 250}
+    data = motion_train_data(generator, clip_dir, motion_prompts(keys), out_dir, steps, batch_size)
     trainer = build_trainer(TrainConfig.from_dict(apply_overrides(data, overrides)))
     click.echo(f"run folder: {trainer.run_dir}")
     trainer.train()
@@ -388,7 +373,9 @@ def _fp16_copy(src: Path, dst: Path) -> None:
 @click.option("--motion", required=True, help="The motion run's motion_model/ folder.")
 @click.option("--out", default=None, help="Bundle folder (default: the package's bundles/toonface).")
 @click.option("--model-card", default=None, type=click.Path(exists=True, dir_okay=False))
-def build_bundle(generator: str, motion: str, out: str | None, model_card: str | None) -> None:
+@click.option("--evaluator", default=None, type=click.Path(exists=True, file_okay=False),
+              help="The ground-truth evaluator folder (`toon train-evaluator`), shipped for `faceanim evaluate`.")
+def build_bundle(generator: str, motion: str, out: str | None, model_card: str | None, evaluator: str | None) -> None:
     """Assemble the ToonFace bundle with fp16 weights, and report how far fp16 moves the outputs."""
 
     import torch
@@ -405,9 +392,13 @@ def build_bundle(generator: str, motion: str, out: str | None, model_card: str |
                       description="ToonFace: procedurally rendered cartoon faces; every network trained by "
                                   "`faceanim toon …` (see MODEL_CARD.md)",
                       components={"generator": "generator", "motion": "motion", "loss_clip": "motion/clip"})
+    if evaluator:
+        info.components["evaluator"] = "evaluator"
     with atomic_dir(out_path) as tmp:
         _fp16_copy(Path(generator), tmp / "generator")
         _fp16_copy(Path(motion), tmp / "motion")
+        if evaluator:
+            _fp16_copy(Path(evaluator), tmp / "evaluator")
         import dataclasses
 
         (tmp / "bundle.json").write_text(json.dumps({"kind": KIND, **dataclasses.asdict(info)}, indent=2) + "\n")
@@ -430,6 +421,13 @@ def build_bundle(generator: str, motion: str, out: str | None, model_card: str |
     report = {"bundle_mb": round(size / 1e6, 1), "fp16_vs_fp32_generator_psnr_db": round(float(psnr(b, a.clamp(-1, 1)).mean()), 1),
               "fp16_vs_fp32_last_frame_psnr_db": round(float(psnr(fb, fa.clamp(-1, 1)).mean()), 1),
               "fp16_vs_fp32_latent_max_abs": float((wa - wb).abs().max())}
+    if evaluator:
+        from faceanim.toon.evaluator import ToonEvaluator
+
+        with torch.no_grad():
+            pa = ToonEvaluator.from_pretrained(evaluator).eval().predict(a.clamp(-1, 1))
+            pb = ToonEvaluator.from_pretrained(out_path / "evaluator").eval().predict(a.clamp(-1, 1))
+        report["fp16_vs_fp32_evaluator_max_abs"] = float((pa - pb).abs().max())
     click.echo(json.dumps(report))
 
 

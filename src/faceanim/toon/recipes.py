@@ -9,6 +9,7 @@ from faceanim.toon.latent import encode
 from faceanim.toon.renderer import render
 
 GEN_RESOLUTION = 128
+TEMPLATE = "The cartoon person is {}."
 
 
 def training_params(n: int, g: torch.Generator) -> ToonParams:
@@ -26,3 +27,29 @@ def generator_batch(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Ten
     """(z ``[n, Z_DIM]``, target renders ``[n, 3, 128, 128]`` in [-1, 1])."""
     p = training_params(n, g)
     return encode(p), render(p, size=GEN_RESOLUTION)
+
+
+def motion_prompts(keys: list[str] | None = None) -> list[str]:
+    """Training prompts of the ToonFace motion model: the canonical phrase of every expression/attribute key
+    (or of the given keys; a phrase that is not a key is kept as it is).
+
+    One phrase per key, so that two prompts of a batch never mean the same motion (synonyms would be pushed
+    apart by the contrastive loss)."""
+    from faceanim.toon.captions import EXPRESSION_PROMPTS
+
+    if not keys:
+        return list(dict.fromkeys(EXPRESSION_PROMPTS.values()))
+    return list(dict.fromkeys(EXPRESSION_PROMPTS.get(k, k) for k in keys))
+
+
+def motion_train_data(generator: str, clip: str, prompts: list[str], out_dir: str, steps: int, batch_size: int = 4,
+                      template: str = TEMPLATE, z_sampler: str = "toonface", truncation_psi: float = 1.0,
+                      loss_clip: str | None = None) -> dict:
+    """The TrainConfig fields of a motion model trained in sampled-latent mode (IV-A-1) on a bundle-like set of
+    networks: the paper's settings (batch 4, T = 4 training frames, frozen text encoder) with the ToonFace
+    mapper width. Recipe changes go on top as dotted overrides (``training.config.apply_overrides``)."""
+    return {"generator": generator, "cond_clip": clip, "loss_clip": loss_clip or clip, "mode": "latent",
+            "z_sampler": z_sampler, "truncation_psi": truncation_psi, "prompts": list(prompts),
+            "template": template, "batch_size": batch_size, "num_frames": 4, "steps": steps,
+            "train_text_encoder": False, "motion": {"mapper_hidden": 512}, "loss": {"lpips": 0.0},
+            "out_dir": out_dir, "name": "toonface-motion", "checkpoint_every": 100, "sample_every": 250}

@@ -1,0 +1,462 @@
+"""``faceanim results``: the results page from one command — the comparison of IV-C and the ablations of IV-D.
+
+A suite file (``configs/results/toonface.yaml``) names a bundle, the comparison (an :class:`EvalConfig`), and the
+ablations: a base training recipe in sampled-latent mode on the bundle's own generator and CLIP, one change per
+run, and one evaluation setting for every run. The command
+
+1. evaluates the bundle's methods (ours and the baselines)            → OUT/comparison/results.{md,json}
+2. evaluates the bundle's own motion model with the ablation setting   → OUT/ablations/shipped/eval/
+3. for each ablation: trains the motion model (checkpointed, resumed)  → OUT/ablations/NAME/train/motion_model
+   and evaluates it exactly like (2)                                   → OUT/ablations/NAME/eval/
+4. writes the page: OUT/RESULTS.md (and ``--page`` copies it) with every table, the findings read off the
+   numbers by fixed rules, and the time each stage took. The same page is printed.
+
+Finished stages are reused (their results.json exists), so an interrupted run continues where it stopped;
+``fresh`` redoes everything. Seconds of reused stages are the ones recorded when they ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from faceanim.errors import FaceanimError
+
+SUITES = Path(__file__).parent / "suites"  # packaged suite files, by name
+
+# Columns of the ablation table and the values the findings compare, in this order (when measured).
+ABLATION_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_identity_drift", "toon_off_target",
+                   "clip_gain", "acd", "latent_accel", "pixel_flicker")
+COMPARISON_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_identity_drift", "toon_off_target",
+                     "clip_last", "clip_gain", "acd", "id_similarity", "latent_accel", "pixel_flicker", "latent_step",
+                     "seconds")
+LOWER_IS_BETTER = {"toon_identity_drift", "toon_off_target", "acd", "latent_accel", "pixel_flicker", "seconds",
+                   "id_distance", "fid"}
+LABELS = {
+    "toon_success": "ground truth: prompted factor reached",
+    "toon_level": "ground truth: level reached (share of target)",
+    "toon_spearman": "ground truth: monotone rise (Spearman ρ)",
+    "toon_identity_drift": "ground truth: identity drift",
+    "toon_off_target": "ground truth: other factors changed",
+    "clip_last": "CLIP text–last frame cosine",
+    "clip_gain": "CLIP cosine gain (last − first)",
+    "acd": "ACD (identity features)",
+    "id_similarity": "identity similarity first–last",
+    "latent_accel": "latent second difference",
+    "pixel_flicker": "pixel flicker",
+    "latent_step": "mean W+ step per frame",
+    "seconds": "seconds per video",
+    "fid": "FID on frames",
+}
+
+
+@dataclass
+class AblationRun:
+    name: str                                   # folder name and table row
+    description: str = ""                       # what changes, for the page
+    batch_size: int | None = None               # None: the base recipe's
+    prompts: list[str] | None = None            # training prompts (ToonFace keys or phrases); None: the base's
+    set: list[str] = field(default_factory=list)  # dotted TrainConfig overrides on top of the base recipe
+
+
+@dataclass
+class SuiteConfig:
+    name: str = "toonface"
+    bundle: str | None = None                   # bundle name or folder (None: the default bundle)
+    description: str = ""
+    comparison: dict[str, Any] = field(default_factory=dict)       # EvalConfig fields (None: no comparison)
+    ablation_eval: dict[str, Any] = field(default_factory=dict)    # EvalConfig fields for every ablation row
+    train: dict[str, Any] = field(default_factory=dict)            # base recipe: steps, batch_size, prompts, set
+    shipped: bool = True                        # also evaluate the bundle's own motion model as a row
+    ablations: list[AblationRun] = field(default_factory=list)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "SuiteConfig":
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise FaceanimError(f"suite file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise FaceanimError(f"{p} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise FaceanimError(f"{p}: a suite file is a mapping (name, bundle, comparison, ablations, …)")
+        return cls.from_dict(data, str(p))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "suite") -> "SuiteConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FaceanimError(f"{source}: unknown key(s) {unknown} (known: {', '.join(sorted(known))})")
+        runs = []
+        run_fields = {f.name for f in dataclasses.fields(AblationRun)}
+        for i, r in enumerate(data.get("ablations") or []):
+            if not isinstance(r, dict) or "name" not in r:
+                raise FaceanimError(f"{source}: ablation {i} needs a name")
+            bad = sorted(set(r) - run_fields)
+            if bad:
+                raise FaceanimError(f"{source}: ablation {r['name']!r}: unknown key(s) {bad}")
+            runs.append(AblationRun(**r))
+        cfg = cls(**{**data, "ablations": runs})
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "suite") -> None:
+        from faceanim.evaluation.run import EvalConfig
+
+        eval_fields = {f.name for f in dataclasses.fields(EvalConfig)} - {"bundle", "out", "device"}
+        for label, d in (("comparison", self.comparison), ("ablation_eval", self.ablation_eval)):
+            bad = sorted(set(d or {}) - eval_fields)
+            if bad:
+                raise FaceanimError(f"{source}: {label}: unknown evaluation option(s) {bad}")
+        bad = sorted(set(self.train) - {"steps", "batch_size", "prompts", "set"})
+        if bad:
+            raise FaceanimError(f"{source}: train: unknown key(s) {bad} (known: steps, batch_size, prompts, set)")
+        names = [r.name for r in self.ablations]
+        if len(set(names)) != len(names) or "shipped" in names:
+            raise FaceanimError(f"{source}: ablation names must be distinct and not 'shipped'")
+        for r in self.ablations:
+            if not r.name.replace("-", "").replace("_", "").isalnum():
+                raise FaceanimError(f"{source}: ablation name {r.name!r}: letters, digits, - and _ only")
+        if self.ablations and not self.train.get("steps"):
+            raise FaceanimError(f"{source}: train.steps is needed to train the ablations")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def _done(folder: Path) -> dict | None:
+    """A finished stage: its results.json and the suite's stage.json (written last), merged; else None."""
+    try:
+        results = json.loads((folder / "results.json").read_text())
+        results.update(json.loads((folder / "stage.json").read_text()))
+        return results
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _eval_config(fields: dict, bundle: str | None, out: Path, device: str, methods: tuple[str, ...] | None = None):
+    from faceanim.evaluation.run import EvalConfig
+
+    d = dict(fields)
+    if methods is not None:
+        d["methods"] = methods
+    for k in ("methods", "prompts"):
+        if k in d and d[k] is not None:
+            d[k] = tuple(d[k])
+    return EvalConfig(bundle=bundle, out=str(out), device=device, **d)
+
+
+class Suite:
+    """Runs a :class:`SuiteConfig` into ``out``; ``log`` receives one line per stage."""
+
+    def __init__(self, cfg: SuiteConfig, out: str | os.PathLike, device: str = "cpu", fresh: bool = False,
+                 progress: bool = True, log: Callable[[str], None] = print):
+        self.cfg, self.out, self.device, self.fresh, self.progress, self.log = cfg, Path(out), device, fresh, progress, log
+
+    # -- stages ----------------------------------------------------------------------------------------------------
+    def _stage(self, label: str, folder: Path, fn: Callable[[], dict]) -> dict:
+        prior = None if self.fresh else _done(folder)
+        if prior is not None:
+            self.log(f"[{label}] reused {folder} ({prior['suite_seconds']:.0f} s when it ran)")
+            return prior
+        self.log(f"[{label}] running → {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        extra = fn() or {}
+        stage = {"suite_seconds": time.perf_counter() - t0, **extra}
+        from faceanim.utils.io import atomic_path
+
+        with atomic_path(folder / "stage.json") as tmp:
+            Path(tmp).write_text(json.dumps(stage, indent=1) + "\n")
+        self.log(f"[{label}] done in {stage['suite_seconds']:.0f} s")
+        return _done(folder)
+
+    def _bundle_parts(self):
+        from faceanim.bundles import read_bundle_info, resolve_bundle
+
+        folder = resolve_bundle(self.cfg.bundle)
+        info = read_bundle_info(folder)
+        if info.mode != "latent":
+            raise FaceanimError(f"bundle {info.name}: the suite trains and evaluates in latent mode; this bundle "
+                                "animates photos")
+        clip = info.components.get("loss_clip", f"{info.components.get('motion', 'motion')}/clip")
+        evaluator = info.components.get("evaluator")
+        return folder, info, folder / info.components.get("generator", "generator"), folder / clip, \
+            (folder / evaluator if evaluator else None)
+
+    def _train(self, run: AblationRun, run_dir: Path) -> Path:
+        from faceanim.toon.recipes import motion_prompts, motion_train_data
+        from faceanim.training.build import build_trainer
+        from faceanim.training.config import TrainConfig, apply_overrides
+
+        folder, info, gen, clip, _ = self._bundle_parts()
+        model = run_dir / "motion_model"
+        if (model / "config.json").is_file() and not self.fresh:
+            self.log(f"[{run.name}] reusing trained {model}")
+            return model
+        base = self.cfg.train
+        prompts = run.prompts or base.get("prompts")
+        prompts = motion_prompts(list(prompts)) if info.z_sampler == "toonface" else list(prompts or [])
+        data = motion_train_data(str(gen), str(clip), prompts, str(run_dir.parent), int(base["steps"]),
+                                 int(run.batch_size or base.get("batch_size", 4)), template=info.template,
+                                 z_sampler=info.z_sampler, truncation_psi=info.truncation_psi)
+        data.update(name=run.name, sample_every=0, device=self.device)
+        cfg = TrainConfig.from_dict(apply_overrides(data, [*base.get("set", []), *run.set]))
+        if not self.progress:
+            os.environ["FACEANIM_NO_PROGRESS"] = "1"
+        trainer = build_trainer(cfg, run_dir=run_dir)
+        if (trainer.checkpoint_dir / "state.json").is_file() and not self.fresh:
+            self.log(f"[{run.name}] resuming training at step {trainer.resume()}")
+        trainer.train()
+        return model
+
+    def _evaluate(self, eval_out: Path, motion: Path | None) -> None:
+        from faceanim.evaluation.run import evaluate
+        from faceanim.motion.model import LanguageGuidedAnimator
+        from faceanim.pipelines import AnimationPipeline
+
+        cfg = _eval_config(self.cfg.ablation_eval, self.cfg.bundle, eval_out, self.device, methods=("ours",))
+        if motion is None:
+            evaluate(cfg, progress=self.progress)
+            return
+        folder, info, *_ = self._bundle_parts()
+        base = AnimationPipeline.from_bundle(self.cfg.bundle, device=self.device)
+        animator = LanguageGuidedAnimator.from_pretrained(motion)
+        pipe = AnimationPipeline(base.G, animator, info.template, info.truncation_psi, name=f"{info.name}+{motion}",
+                                 z_sampler=info.z_sampler).to(self.device)
+        pipe.info = info
+        clip, evaluator = self._metric_models()
+        evaluate(cfg, pipeline=pipe, clip=clip, evaluator=evaluator, progress=self.progress)
+
+    def _metric_models(self):
+        """The bundle's loss CLIP and evaluator, so that every ablation row is scored by the same networks."""
+        if not hasattr(self, "_models"):
+            from faceanim.encoders.clip import CLIPEncoder
+            from faceanim.evaluation.run import _load_evaluator
+
+            _, _, _, clip, evaluator = self._bundle_parts()
+            path = self.cfg.ablation_eval.get("evaluator") or evaluator
+            self._models = (CLIPEncoder.from_pretrained(clip).to(self.device).requires_grad_(False),
+                            _load_evaluator(str(path)) if path else None)
+        return self._models
+
+    def run(self) -> dict:
+        t0 = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        summary: dict[str, Any] = {"suite": dataclasses.asdict(self.cfg), "stages": {}}
+        if self.cfg.comparison:
+            folder = self.out / "comparison"
+            cfg = _eval_config(self.cfg.comparison, self.cfg.bundle, folder, self.device)
+
+            def compare():
+                from faceanim.evaluation.run import evaluate
+
+                evaluate(cfg, progress=self.progress)
+
+            summary["comparison"] = self._stage("comparison", folder, compare)
+        rows: dict[str, dict] = {}
+        if self.cfg.shipped and self.cfg.ablations:
+            eval_out = self.out / "ablations" / "shipped" / "eval"
+            rows["shipped"] = self._stage("shipped", eval_out, lambda: self._evaluate(eval_out, None))
+        for run in self.cfg.ablations:
+            base = self.out / "ablations" / run.name
+            eval_out = base / "eval"
+
+            def train_and_eval(run=run, base=base, eval_out=eval_out):
+                t = time.perf_counter()
+                model = self._train(run, base / "train")
+                train_s = time.perf_counter() - t
+                self._evaluate(eval_out, model)
+                return {"train_seconds": train_s}
+
+            rows[run.name] = self._stage(run.name, eval_out, train_and_eval)
+        summary["ablations"] = rows
+        summary["seconds_this_call"] = time.perf_counter() - t0
+        return summary
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The page
+
+
+def _cell(s: dict | None, digits: int = 3) -> str:
+    if not s or s.get("mean") is None or (isinstance(s["mean"], float) and math.isnan(s["mean"])):
+        return "–"
+    f = lambda v: f"{v:.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"  # noqa: E731
+    return f"{f(s['mean'])} [{f(s['low'])}, {f(s['high'])}]" if s.get("n", 0) > 1 else f(s["mean"])
+
+
+def _arrow(name: str) -> str:
+    return "↓" if name in LOWER_IS_BETTER else "" if name in ("latent_step",) else "↑"
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return not (a["high"] < b["low"] or b["high"] < a["low"])
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def comparison_findings(res: dict) -> list[str]:
+    """Fixed rules, applied to the numbers: for each headline value, which method is best and whether its 95%
+    interval is clear of every other method's."""
+    methods = res["methods"]
+    lines = []
+    for v in ("toon_success", "toon_level", "clip_last", "toon_identity_drift", "acd", "latent_accel"):
+        have = {m: e["overall"].get(v) for m, e in methods.items() if e["overall"].get(v)}
+        if len(have) < 2:
+            continue
+        sign = -1 if v in LOWER_IS_BETTER else 1
+        best = max(have, key=lambda m: sign * have[m]["mean"])
+        others = [m for m in have if m != best]
+        clear = [m for m in others if not _overlap(have[best], have[m])]
+        verdict = ("its interval is clear of every other method's" if len(clear) == len(others) else
+                   f"the intervals overlap with {', '.join(m for m in others if m not in clear)} (not established)")
+        lines.append(f"- **{LABELS.get(v, v)}** {_arrow(v)}: best `{best}` ({_cell(have[best])}); {verdict}.")
+    ours = methods.get("ours", {}).get("per_prompt", {})
+    if ours:
+        per = [(p, e.get("toon_success", {}).get("mean")) for p, e in ours.items() if e.get("toon_success")]
+        if per:
+            worst = min(per, key=lambda x: x[1])
+            best = max(per, key=lambda x: x[1])
+            lines.append(f"- `ours` per prompt (prompted factor reached): best “{best[0]}” {best[1]:.2f}, worst "
+                         f"“{worst[0]}” {worst[1]:.2f}.")
+    return lines
+
+
+def ablation_findings(rows: dict[str, dict], reference: str) -> list[str]:
+    """Each run against the reference row: change of every headline value, established only when the two 95%
+    intervals do not overlap."""
+    ref = rows.get(reference, {}).get("methods", {}).get("ours", {}).get("overall")
+    if not ref:
+        return []
+    lines = []
+    for name, res in rows.items():
+        if name == reference:
+            continue
+        ov = res["methods"]["ours"]["overall"]
+        step = (ov.get("latent_step") or {}).get("mean")
+        if step is not None and step < 1e-6:
+            lines.append(f"- **{name}**: the model does not move (mean W+ step {step:.2g}); every motion value is 0.")
+            continue
+        changes = []
+        for v in ABLATION_VALUES:
+            a, b = ov.get(v), ref.get(v)
+            if not a or not b:
+                continue
+            d = a["mean"] - b["mean"]
+            if not _overlap(a, b):
+                worse = (d > 0) == (v in LOWER_IS_BETTER)
+                changes.append(f"{v} {b['mean']:.3g} → {a['mean']:.3g} ({'worse' if worse else 'better'})")
+        text = "; ".join(changes) if changes else "no value moved beyond the intervals"
+        lines.append(f"- **{name}** vs {reference}: {text}.")
+    return lines
+
+
+def render_page(summary: dict, command: str) -> str:
+    cfg = summary["suite"]
+    stages = []
+    lines = [f"# Results: {cfg['name']}", "",
+             "<!-- Generated by `faceanim results`; edit the suite file or the command, not this page. -->", ""]
+    if cfg.get("description"):
+        lines += [cfg["description"].strip(), ""]
+    comp = summary.get("comparison")
+    if comp:
+        stages.append(("comparison", comp["suite_seconds"]))
+    for name, r in summary.get("ablations", {}).items():
+        stages.append((name, r["suite_seconds"]))
+    total = sum(s for _, s in stages)
+    import torch
+
+    lines += ["```bash", command, "```", "",
+              f"Generated {datetime.date.today().isoformat()} at commit `{_git_commit()}` on {platform.machine()}, "
+              f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads. "
+              f"Time of every stage as it ran: **{total / 60:.1f} min in all** ("
+              + ", ".join(f"{n} {s / 60:.1f}" for n, s in stages) + " min). Definitions of every value, the methods "
+              "and the confidence intervals: [EVALUATION.md](EVALUATION.md). Cells: mean [95% bootstrap interval "
+              "over videos]; ↓ lower is better, ↑ higher is better.", ""]
+    if comp:
+        methods = comp["methods"]
+        c = comp["config"]
+        lines += ["## Ours vs the baselines (IV-C)", "",
+                  f"Bundle `{comp['bundle']}`, {len(comp['seeds'])} faces × {len(comp['prompts'])} prompts "
+                  f"({', '.join(p['text'] for p in comp['prompts'])}), {c['frames']} frames, StyleCLIP "
+                  f"{c['steps']} optimization steps; {len(comp['videos']) // max(len(methods), 1)} videos per "
+                  "method.", "",
+                  "| value | " + " | ".join(f"`{m}`" for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        for v in COMPARISON_VALUES:
+            if any(v in e["overall"] for e in methods.values()):
+                lines.append(f"| {LABELS.get(v, v)} {_arrow(v)} | "
+                             + " | ".join(_cell(e["overall"].get(v)) for e in methods.values()) + " |")
+        if any(e["set"].get("fid") is not None for e in methods.values()):
+            lines.append(f"| FID on frames ({comp['features']['fid']}) ↓ | "
+                         + " | ".join(f"{e['set']['fid']:.3g}" if e["set"].get("fid") is not None else "–"
+                                      for e in methods.values()) + " |")
+        lines.append("")
+        if any("toon_success" in e["overall"] for e in methods.values()):
+            lines += ["Per prompt, prompted factor reached (share of videos):", "",
+                      "| prompt | " + " | ".join(f"`{m}`" for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
+            for p in comp["prompts"]:
+                lines.append(f"| {p['text']} | " + " | ".join(
+                    _cell(e["per_prompt"].get(p["text"], {}).get("toon_success"), 2) for e in methods.values()) + " |")
+            lines.append("")
+        lines += ["Read off the numbers (fixed rules: best mean; established only if its interval is clear of the "
+                  "others'):", ""] + comparison_findings(comp) + [""]
+        lines += [f"- {n}" for n in comp.get("notes", [])]
+        if comp.get("grids"):
+            lines.append(f"- video grids (rows: faces, columns: {', '.join(methods)}): `comparison/` "
+                         + ", ".join(f"`{g}`" for g in comp["grids"]))
+        lines.append("")
+    rows = summary.get("ablations") or {}
+    if rows:
+        first = next(iter(rows.values()))
+        ec = first["config"]
+        tr = cfg["train"]
+        lines += ["## Ablations (IV-D)", "",
+                  f"Each row but `shipped` is one training run of {tr.get('steps')} steps (one seed) of the base "
+                  f"recipe with one change, on the bundle's generator and CLIP; every row is scored the same way: "
+                  f"`ours` on {len(first['seeds'])} faces × {len(first['prompts'])} prompts "
+                  f"({', '.join(p['text'] for p in first['prompts'])}), {ec['frames']} frames. `shipped` is the "
+                  f"bundle's own motion model. Base recipe: batch {tr.get('batch_size', 4)}, prompts "
+                  f"{', '.join(tr.get('prompts') or [])}; overrides {', '.join(f'`{s}`' for s in tr.get('set', []))}.",
+                  ""]
+        runs = {r["name"]: r for r in cfg["ablations"]}
+        shown = [v for v in ABLATION_VALUES if any(v in r["methods"]["ours"]["overall"] for r in rows.values())]
+        lines += ["| run | change | " + " | ".join(f"{v} {_arrow(v)}" for v in shown) + " | fid ↓ | train min |",
+                  "|---" * (len(shown) + 4) + "|"]
+        for name, r in rows.items():
+            ov = r["methods"]["ours"]["overall"]
+            spec = runs.get(name)
+            change = "the bundle's motion model" if name == "shipped" else (
+                spec["description"] or ", ".join(spec["set"]) or "–")
+            fid = r["methods"]["ours"]["set"].get("fid")
+            lines.append(f"| {name} | {change} | " + " | ".join(_cell(ov.get(v), 2) for v in shown)
+                         + f" | {f'{fid:.3g}' if fid is not None else '–'} | "
+                         + (f"{r['train_seconds'] / 60:.1f}" if r.get("train_seconds") else "–") + " |")
+        reference = next((r["name"] for r in cfg["ablations"] if r["name"] in rows), None)
+        if reference:
+            lines += ["", f"Read off the numbers (each run against `{reference}`, the base recipe retrained here; a "
+                      "change is listed only when the two 95% intervals do not overlap — single runs, one seed):",
+                      ""] + ablation_findings(rows, reference)
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
