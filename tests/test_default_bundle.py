@@ -39,3 +39,19 @@ def test_default_bundle_moves_the_face_and_depends_on_the_prompt():
     assert torch.equal(a.latents[0], b.latents[0])           # same start: the seed's face
     assert (a.latents[-1] - a.latents[0]).abs().max() > 1e-3  # it moves
     assert (a.latents[-1] - b.latents[-1]).abs().max() > 1e-3  # differently for another prompt
+
+
+def test_evaluate_scores_the_default_bundle_with_its_own_evaluator(tmp_path, monkeypatch):
+    """The bundle ships its ground-truth evaluator: `faceanim evaluate` scores ToonFace with no --evaluator."""
+    from faceanim.toon.evaluator import ToonEvaluator
+
+    assert "evaluator" in read_bundle_info(PACKAGED / "toonface").components
+    ToonEvaluator.from_pretrained(PACKAGED / "toonface" / "evaluator")  # loads, fp16 stored → float32
+    monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--methods", "ours", "--prompts", "laugh", "--faces", "2", "--frames", "6",
+                 "--real", "8", "--grid-faces", "0", "--bootstrap", "100", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["domain"] == "toon" and res["features"]["evaluator"].startswith("the bundle's")
+    assert res["features"]["identity"].startswith("toon")
+    assert {"toon_success", "toon_identity_drift"} <= set(res["methods"]["ours"]["overall"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from faceanim.cli.main import main
 
 
@@ -31,10 +33,15 @@ def test_toon_build_chain(tmp_path, capsys, monkeypatch):
     assert main(["toon", "train-motion", "--generator", "gen/generator", "--clip", "clip/clip", "--out-dir", "motion",
                  "--steps", "2", "--set", "sample_every=0"]) == 0
     run = next((tmp_path / "motion").iterdir())
+    assert main(["toon", "train-evaluator", "--out", "ev", "--steps", "2", "--batch-size", "4", "--width", "4",
+                 "--render-size", "32", "--eval-n", "8", "--eval-per-key", "1"]) == 0
+    capsys.readouterr()
     assert main(["toon", "build-bundle", "--generator", "gen/generator", "--motion", str(run / "motion_model"),
-                 "--out", "bundle"]) == 0
+                 "--out", "bundle", "--evaluator", "ev/evaluator"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["fp16_vs_fp32_generator_psnr_db"] > 40 and report["bundle_mb"] < 40
+    assert report["fp16_vs_fp32_evaluator_max_abs"] < 0.05
+    assert json.loads((tmp_path / "bundle" / "bundle.json").read_text())["components"]["evaluator"] == "evaluator"
     assert main(["animate", "--bundle", "bundle", "-p", "smiling", "-n", "4", "-o", "smile.mp4"]) == 0
     assert os.path.getsize(tmp_path / "smile.mp4") > 0
     assert main(["info", "bundle"]) == 0
@@ -86,3 +93,55 @@ def test_train_motion_prompt_keys(monkeypatch):
     assert main(["toon", "train-motion", "--prompt-keys", "smile,laugh,tilt_left"]) == 0
     assert seen[0].prompts == ["smiling", "laughing", "tilting head to the left"]
     assert main(["toon", "train-motion", "--prompt-keys", "smile,dancing"]) == 2
+
+
+def test_expression_weights_mark_the_animated_pixels_and_weight_the_loss(tmp_path):
+    import torch
+
+    from faceanim.models.stylegan2 import Generator, GeneratorConfig
+    from faceanim.toon.factors import ToonParams
+    from faceanim.toon.recipes import expression_mask, generator_batch
+    from faceanim.toon.renderer import render
+    from faceanim.toon.train_generator import GeneratorTrainConfig, GeneratorTrainer
+
+    faces = ToonParams.sample(2, seed=4)
+    smiling = faces.replace(smile=1.0)
+    mask = expression_mask(smiling, render(smiling, size=64))
+    assert mask.shape == (2, 1, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    rows = mask[:, 0].sum(-1).nonzero()[:, 1]
+    assert 0 < mask.mean() < 0.1 and rows.float().mean() > 32  # a smile changes little, in the lower half
+    assert expression_mask(faces.neutral(), render(faces.neutral(), size=64)).sum() == 0
+    z, x = generator_batch(3, torch.Generator().manual_seed(0))
+    z2, x2, w = generator_batch(3, torch.Generator().manual_seed(0), expression_weight=9.0)
+    assert torch.equal(z, z2) and torch.equal(x, x2) and set(w.unique().tolist()) <= {1.0, 10.0}
+
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(z_dim=z.shape[1], w_dim=16, img_resolution=8, channel_base=64, channel_max=16,
+                                  mapping_layers=2))
+    target = torch.tanh(torch.randn(4, 3, 8, 8))
+    zz = torch.randn(4, z.shape[1])
+    tr = GeneratorTrainer(G, None, GeneratorTrainConfig(), tmp_path, eval_batch=(zz, target))
+    G.requires_grad_(False).eval()
+    torch.manual_seed(1)
+    plain, _ = tr.loss(zz, target)
+    torch.manual_seed(1)
+    uniform, _ = tr.loss(zz, target, torch.full((4, 1, 8, 8), 3.0))  # uniform weights: normalized away
+    assert torch.allclose(plain, uniform, atol=1e-6)
+    weight = torch.ones(4, 1, 8, 8)
+    weight[:, :, :4] = 11.0
+    torch.manual_seed(1)
+    weighted, _ = tr.loss(zz, target, weight)
+    torch.manual_seed(1)
+    out = G(zz)
+    wn = weight / weight.mean()
+    err = out - target
+    pooled = torch.nn.functional.avg_pool2d
+    ref = ((err.square() * wn).mean() + 0.5 * (err.abs() * wn).mean()
+           + 0.5 * ((pooled(out, 2) - pooled(target, 2)).abs() * pooled(wn, 2)).mean())
+    assert torch.allclose(weighted, ref, atol=1e-6)
+    assert "psnr_changed" not in tr.evaluate()
+    tr.eval_batch = (zz, target, weight)
+    torch.manual_seed(1)
+    ev = tr.evaluate()
+    mse_top = (G(zz).clamp(-1, 1) - target)[:, :, :4].square().mean()
+    assert ev["psnr_changed"] == pytest.approx(float(10 * torch.log10(4 / mse_top)), abs=0.05)

@@ -231,3 +231,31 @@ def test_grad_norm_is_logged_and_clipped(tmp_path):
     assert all(float(g) <= 1e-4 * 1.001 for g in grads)   # and the optimizer got the clipped gradients
     with pytest.raises(FaceanimError):
         TrainConfig.from_yaml(tiny_config(tmp_path / "x", steps=3, grad_clip=-1))
+
+
+def test_metrics_hook_logs_the_registered_metrics_during_training(tmp_path):
+    """`metrics_every`: the evaluation registry's per-video metrics (CLIP alignment, smoothness, and with a
+    ToonFace evaluator the ground truth and identity) on fixed videos, equal to the functions called directly."""
+    import json
+
+    from faceanim.evaluation.metrics import latent_acceleration, pixel_flicker
+    from faceanim.toon.evaluator import EvaluatorConfig, ToonEvaluator
+
+    torch.manual_seed(0)
+    ToonEvaluator(EvaluatorConfig(image_size=32, width=8, hidden=32)).save_pretrained(tmp_path / "ev")
+    cfg = TrainConfig.from_yaml(tiny_config(tmp_path, steps=4, metrics_every=2, metrics_videos=3, sample_frames=5,
+                                            evaluator=str(tmp_path / "ev")))
+    trainer = build_trainer(cfg)
+    trainer.train()
+    lines = [json.loads(x) for x in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [2, 4]
+    assert {"clip_last", "clip_gain", "latent_accel", "pixel_flicker", "acd", "toon_success",
+            "toon_identity_drift"} <= set(lines[-1])
+    prompts, frames, ws = trainer.sample_videos(3, distinct_sources=True)
+    assert prompts == cfg.prompts[:3] and frames.shape[:2] == (3, 5)
+    assert not torch.equal(ws[0, 0], ws[1, 0])  # distinct sources
+    assert lines[-1]["latent_accel"] == pytest.approx(sum(latent_acceleration(w) for w in ws) / 3, rel=1e-5)
+    assert lines[-1]["pixel_flicker"] == pytest.approx(sum(pixel_flicker(f) for f in frames) / 3, rel=1e-5)
+    (tmp_path / "off").mkdir()
+    off = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path / "off", steps=1)))
+    assert off.metrics is None

@@ -27,6 +27,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from faceanim.errors import FaceanimError
@@ -193,17 +194,19 @@ class Suite:
         if info.mode != "latent":
             raise FaceanimError(f"bundle {info.name}: the suite trains and evaluates in latent mode; this bundle "
                                 "animates photos")
-        clip = info.components.get("loss_clip", f"{info.components.get('motion', 'motion')}/clip")
+        cond_clip = f"{info.components.get('motion', 'motion')}/clip"
         evaluator = info.components.get("evaluator")
-        return folder, info, folder / info.components.get("generator", "generator"), folder / clip, \
-            (folder / evaluator if evaluator else None)
+        return SimpleNamespace(folder=folder, info=info, generator=folder / info.components.get("generator", "generator"),
+                               cond_clip=folder / cond_clip, loss_clip=folder / info.components.get("loss_clip", cond_clip),
+                               evaluator=folder / evaluator if evaluator else None)
 
     def _train(self, run: AblationRun, run_dir: Path) -> Path:
         from faceanim.toon.recipes import motion_prompts, motion_train_data
         from faceanim.training.build import build_trainer
         from faceanim.training.config import TrainConfig, apply_overrides
 
-        folder, info, gen, clip, _ = self._bundle_parts()
+        parts = self._bundle_parts()
+        info = parts.info
         model = run_dir / "motion_model"
         if (model / "config.json").is_file() and not self.fresh:
             self.log(f"[{run.name}] reusing trained {model}")
@@ -211,9 +214,10 @@ class Suite:
         base = self.cfg.train
         prompts = run.prompts or base.get("prompts")
         prompts = motion_prompts(list(prompts)) if info.z_sampler == "toonface" else list(prompts or [])
-        data = motion_train_data(str(gen), str(clip), prompts, str(run_dir.parent), int(base["steps"]),
-                                 int(run.batch_size or base.get("batch_size", 4)), template=info.template,
-                                 z_sampler=info.z_sampler, truncation_psi=info.truncation_psi)
+        data = motion_train_data(str(parts.generator), str(parts.cond_clip), prompts, str(run_dir.parent),
+                                 int(base["steps"]), int(run.batch_size or base.get("batch_size", 4)),
+                                 template=info.template, z_sampler=info.z_sampler,
+                                 truncation_psi=info.truncation_psi, loss_clip=str(parts.loss_clip))
         data.update(name=run.name, sample_every=0, device=self.device)
         cfg = TrainConfig.from_dict(apply_overrides(data, [*base.get("set", []), *run.set]))
         if not self.progress:
@@ -233,7 +237,7 @@ class Suite:
         if motion is None:
             evaluate(cfg, progress=self.progress)
             return
-        folder, info, *_ = self._bundle_parts()
+        info = self._bundle_parts().info
         base = AnimationPipeline.from_bundle(self.cfg.bundle, device=self.device)
         animator = LanguageGuidedAnimator.from_pretrained(motion)
         pipe = AnimationPipeline(base.G, animator, info.template, info.truncation_psi, name=f"{info.name}+{motion}",
@@ -248,9 +252,9 @@ class Suite:
             from faceanim.encoders.clip import CLIPEncoder
             from faceanim.evaluation.run import _load_evaluator
 
-            _, _, _, clip, evaluator = self._bundle_parts()
-            path = self.cfg.ablation_eval.get("evaluator") or evaluator
-            self._models = (CLIPEncoder.from_pretrained(clip).to(self.device).requires_grad_(False),
+            parts = self._bundle_parts()
+            path = self.cfg.ablation_eval.get("evaluator") or parts.evaluator
+            self._models = (CLIPEncoder.from_pretrained(parts.loss_clip).to(self.device).requires_grad_(False),
                             _load_evaluator(str(path)) if path else None)
         return self._models
 

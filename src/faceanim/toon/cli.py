@@ -51,9 +51,13 @@ def render(n: int, seed: int, out: str, size: int) -> None:
 @click.option("--beta1", default=0.0, show_default=True, help="Adam β₁ (β₂ = 0.99).")
 @click.option("--mapping-lr-multiplier", default=0.1, show_default=True,
               help="Equalized-LR multiplier of the mapping network (a resumed run is rescaled to it).")
+@click.option("--expression-weight", default=0.0, show_default=True,
+              help="Extra loss weight on the pixels that expressions and attributes change (0: plain loss).")
 def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int, resume: bool, eval_size: int,
-                    beta1: float, mapping_lr_multiplier: float) -> None:
+                    beta1: float, mapping_lr_multiplier: float, expression_weight: float) -> None:
     """Train the 128 px StyleGAN2 to reproduce the renderer from encoded factors (supervised, no discriminator)."""
+    from functools import partial
+
     import torch
     from faceanim.models.stylegan2 import Generator
     from faceanim.toon.latent import Z_DIM
@@ -65,9 +69,11 @@ def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int,
     torch.manual_seed(seed)
     G = Generator(toon_generator_config(Z_DIM, mapping_lr_multiplier=mapping_lr_multiplier))
     cfg = GeneratorTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_size=eval_size,
-                               betas=(beta1, 0.99))
-    eval_batch = generator_batch(eval_size, torch.Generator().manual_seed(EVAL_SEED))
-    trainer = GeneratorTrainer(G, generator_batch, cfg, out, eval_batch=eval_batch)
+                               betas=(beta1, 0.99), expression_weight=expression_weight)
+    # the held-out batch always carries the animated-region mask, for the periodic psnr_changed
+    eval_batch = generator_batch(eval_size, torch.Generator().manual_seed(EVAL_SEED), expression_weight=1.0)
+    trainer = GeneratorTrainer(G, partial(generator_batch, expression_weight=cfg.expression_weight), cfg, out,
+                               eval_batch=eval_batch)
     if resume:
         click.echo(f"resumed at step {trainer.resume()}")
     t0 = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from faceanim.toon.factors import EXPRESSION, ToonParams
 from faceanim.toon.latent import encode
@@ -23,10 +24,23 @@ def training_params(n: int, g: torch.Generator) -> ToonParams:
     return ToonParams(v)
 
 
-def generator_batch(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z ``[n, Z_DIM]``, target renders ``[n, 3, 128, 128]`` in [-1, 1])."""
+def expression_mask(p: ToonParams, images: torch.Tensor, threshold: float = 0.04, grow: int = 5) -> torch.Tensor:
+    """``[n, 1, R, R]`` in {0, 1}: the pixels where ``images`` differ from the same faces with every expression
+    and attribute at 0 (the mouth of a smile, closed eyes, tears, grey hair), grown by ``grow // 2`` pixels."""
+    neutral = render(p.neutral(), size=images.shape[-1])
+    mask = ((images - neutral).abs().amax(1, keepdim=True) > threshold).float()
+    return F.max_pool2d(mask, grow, stride=1, padding=grow // 2)
+
+
+def generator_batch(n: int, g: torch.Generator, expression_weight: float = 0.0) -> tuple[torch.Tensor, ...]:
+    """(z ``[n, Z_DIM]``, target renders ``[n, 3, 128, 128]`` in [-1, 1]) and, with ``expression_weight`` > 0,
+    per-pixel loss weights ``1 + expression_weight · expression_mask`` ``[n, 1, 128, 128]``: the small regions
+    that animate (a mouth is ≈1% of the image) count as much as the rest."""
     p = training_params(n, g)
-    return encode(p), render(p, size=GEN_RESOLUTION)
+    images = render(p, size=GEN_RESOLUTION)
+    if not expression_weight:
+        return encode(p), images
+    return encode(p), images, 1.0 + expression_weight * expression_mask(p, images)
 
 
 def motion_prompts(keys: list[str] | None = None) -> list[str]:

@@ -2,7 +2,8 @@
 procedural renderer from a latent z that encodes the renderer's factors (no discriminator).
 
 Loss: MSE + L1 on pixels, plus L1 on 2×-downsampled images (keeps colours right while the fine layers learn
-edges). Everything random is a function of (seed, step), so ``resume`` continues exactly.
+edges); optionally weighted per pixel (``recipes.generator_batch(expression_weight=…)`` up-weights the regions
+that animate), the weights normalized to mean 1 per batch. Everything random is a function of (seed, step), so ``resume`` continues exactly.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from faceanim.training.checkpoint import load_checkpoint, save_checkpoint
 from faceanim.training.schedules import cosine_lr
 from faceanim.utils.io import append_jsonl
 
-BatchFn = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # (n, g) -> (z [n, Z], images [n, 3, R, R])
+# (n, g) -> (z [n, Z], images [n, 3, R, R]) or (z, images, per-pixel loss weights [n, 1, R, R])
+BatchFn = Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]
 
 
 @dataclass
@@ -34,6 +36,7 @@ class GeneratorTrainConfig:
     betas: tuple[float, float] = (0.0, 0.99)
     l1_weight: float = 0.5
     low_res_weight: float = 0.5
+    expression_weight: float = 0.0  # recipes.generator_batch: extra weight on the animated regions (0: plain)
     seed: int = 0
     checkpoint_every: int = 250
     eval_every: int = 1000
@@ -60,11 +63,14 @@ class GeneratorTrainer:
         c = self.cfg
         return cosine_lr(step, c.steps, c.lr, c.lr_final)
 
-    def loss(self, z: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, dict[str, float]]:
         out = self.G(z)
-        mse = F.mse_loss(out, target)
-        l1 = F.l1_loss(out, target)
-        low = F.l1_loss(F.avg_pool2d(out, 2), F.avg_pool2d(target, 2))
+        w = torch.ones_like(target[:, :1]) if weight is None else weight / weight.mean()
+        err = out - target
+        mse = (err.square() * w).mean()
+        l1 = (err.abs() * w).mean()
+        low = ((F.avg_pool2d(out, 2) - F.avg_pool2d(target, 2)).abs() * F.avg_pool2d(w, 2)).mean()
         total = mse + self.cfg.l1_weight * l1 + self.cfg.low_res_weight * low
         return total, {"mse": mse.item(), "l1": l1.item(), "low": low.item(),
                        "psnr": psnr(out.detach(), target).mean().item()}
@@ -74,10 +80,10 @@ class GeneratorTrainer:
         t0, seen = time.perf_counter(), 0
         while self.step < steps:
             g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step)
-            z, target = self.batch_fn(self.cfg.batch_size, g)
+            z, target, *weight = self.batch_fn(self.cfg.batch_size, g)
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(self.step)
-            total, report = self.loss(z, target)
+            total, report = self.loss(z, target, *weight)
             self.opt.zero_grad(set_to_none=True)
             total.backward()
             self.opt.step()
@@ -98,12 +104,19 @@ class GeneratorTrainer:
 
     @torch.no_grad()
     def evaluate(self, batch_size: int = 32) -> dict[str, float]:
-        z, target = self.eval_batch
+        """PSNR over held-out draws; with weights in the eval batch also ``psnr_changed``: the PSNR of the pixels
+        whose weight is above 1 (the animated regions), pooled over the batch."""
+        z, target, *weight = self.eval_batch
         self.G.eval()
-        vals = torch.cat([psnr(self.G(z[i:i + batch_size]), target[i:i + batch_size])
-                          for i in range(0, z.shape[0], batch_size)])
+        out = torch.cat([self.G(z[i:i + batch_size]).clamp(-1, 1) for i in range(0, z.shape[0], batch_size)])
         self.G.train()
-        return {"psnr_mean": float(vals.mean()), "psnr_p10": float(vals.quantile(0.1)), "n": int(vals.numel())}
+        vals = psnr(out, target)
+        report = {"psnr_mean": float(vals.mean()), "psnr_p10": float(vals.quantile(0.1)), "n": int(vals.numel())}
+        if weight and bool((weight[0] > 1).any()):
+            mask = (weight[0] > 1).expand_as(target)
+            mse = (out - target)[mask].square().mean()
+            report["psnr_changed"] = float(10 * torch.log10(4.0 / mse.clamp_min(1e-12)))
+        return report
 
     def save(self) -> None:
         ck = self.run_dir / "checkpoint"

@@ -128,4 +128,19 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
 
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    return Trainer(cfg, animator, G, loss, optimizer, sampler, source, prompts, run_dir, device, dist, train_module)
+    metrics = None
+    if cfg.metrics_every and dist.is_main:
+        from faceanim.evaluation.hooks import TrainingMetrics
+        from faceanim.evaluation.metrics import MetricContext
+
+        evaluator = identity = None
+        if cfg.evaluator:
+            from faceanim.evaluation.features import EvaluatorIdentity
+            from faceanim.toon.evaluator import ToonEvaluator
+
+            evaluator = ToonEvaluator.from_pretrained(cfg.evaluator, device=device)
+            identity = EvaluatorIdentity(evaluator)
+        metrics = TrainingMetrics(MetricContext(clip=loss_clip, template=cfg.template, evaluator=evaluator,
+                                                identity=identity))
+    return Trainer(cfg, animator, G, loss, optimizer, sampler, source, prompts, run_dir, device, dist, train_module,
+                   metrics=metrics)

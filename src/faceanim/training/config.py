@@ -60,6 +60,10 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 500
     sample_frames: int = 16
+    metrics_every: int = 0                    # every N steps: the registered metrics (faceanim.evaluation) on fixed
+                                              # videos → metrics.jsonl and TensorBoard (0: off)
+    metrics_videos: int = 8                   # videos scored each time: distinct sources × the prompts in turn
+    evaluator: str | None = None              # ToonEvaluator folder: ground-truth metrics while training (ToonFace)
     checkpoint_every: int = 100
     device: str = "auto"                      # auto | cpu | cuda | mps
     save_rank_weights: bool = False           # debug/tests: every rank writes its final weights

@@ -43,11 +43,14 @@ class Trainer:
     def __init__(self, config: TrainConfig, animator: LanguageGuidedAnimator, generator: nn.Module,
                  loss: AnimationLoss, optimizer: torch.optim.Optimizer, sampler, source, prompts: list[str],
                  run_dir: Path, device: torch.device, dist: DistInfo | None = None,
-                 train_module: nn.Module | None = None):
+                 train_module: nn.Module | None = None, metrics=None):
+        """``metrics``: a callable (frames ``[B, T, 3, H, W]``, latents, prompts) → named floats, run every
+        ``metrics_every`` steps on fixed videos (``faceanim.evaluation.hooks.TrainingMetrics``)."""
         self.cfg, self.animator, self.G, self.loss = config, animator, generator, loss
         self.optimizer, self.sampler, self.source, self.prompts = optimizer, sampler, source, prompts
         self.run_dir, self.device, self.dist = Path(run_dir), device, dist or DistInfo()
         self.module = train_module or animator  # the DDP wrapper when distributed
+        self.metrics = metrics
         self.step = 0
         self.writer = None
         self.history: list[dict[str, float]] = []
@@ -150,6 +153,9 @@ class Trainer:
                     self.save()
                 if self.cfg.sample_every and (self.step % self.cfg.sample_every == 0 or self.step == steps):
                     self.write_samples()
+                if self.metrics is not None and self.cfg.metrics_every and (
+                        self.step % self.cfg.metrics_every == 0 or self.step == steps):
+                    self.log_metrics()
             if not math.isfinite(report["loss"]):
                 raise FloatingPointError(f"loss became {report['loss']} at step {self.step}")
         if bar is not None:
@@ -198,35 +204,52 @@ class Trainer:
         return self.step
 
     @torch.no_grad()
-    def write_samples(self, count: int = 4) -> Path | None:
-        """A grid PNG (rows: sources × prompts, columns: frames with the inference schedule) + TensorBoard image."""
-        from faceanim.utils.images import save_grid
-
+    def sample_videos(self, n: int, distinct_sources: bool = False) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        """(prompts, frames ``[B, T, 3, H, W]``, W+ ``[B, T, num_ws, w_dim]``) of fixed videos: the first ``n``
+        prompts (in turn) on one source, or on ``n`` distinct sources; ``sample_frames`` frames with the inference
+        schedule and fixed motion noise."""
         was_training = self.animator.training
         self.animator.eval()
-        n = min(count, len(self.prompts))
-        prompts = self.prompts[:n]
-        batch = self._fixed_sample_batch(n)
+        prompts = [self.prompts[i % len(self.prompts)] for i in range(n)]
+        batch = self._fixed_sample_batch(n, distinct_sources)
         out = self.animator(prompts, self.cfg.sample_frames, image=batch.get("image"), w_inv=batch.get("w_inv"),
                             w_source=batch.get("w_source"), decay=True, generator=torch.Generator().manual_seed(0))
         out = self._anchored(out)
         B, T = out.ws.shape[:2]
         frames = self.render(out.ws.reshape(B * T, *out.ws.shape[2:])).reshape(B, T, 3, *self._res())
+        self.animator.train(was_training)
+        return prompts, frames, out.ws
+
+    def write_samples(self, count: int = 4) -> Path | None:
+        """A grid PNG (rows: sources × prompts, columns: frames with the inference schedule) + TensorBoard image."""
+        from faceanim.utils.images import save_grid
+
+        _, frames, _ = self.sample_videos(min(count, len(self.prompts)))
         path = self.run_dir / "samples" / f"step{self.step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid = save_grid(frames, path)
         if self.writer is not None:
             self.writer.add_image("samples", grid, self.step)
-        self.animator.train(was_training)
         return path
+
+    def log_metrics(self) -> dict[str, float]:
+        """The metrics hook on ``metrics_videos`` fixed videos (distinct sources) → metrics.jsonl, TensorBoard."""
+        prompts, frames, ws = self.sample_videos(self.cfg.metrics_videos, distinct_sources=True)
+        values = self.metrics(frames, ws, prompts)
+        append_jsonl(self.run_dir / "metrics.jsonl", {"step": self.step, **values})
+        if self.writer is not None:
+            for k, v in values.items():
+                self.writer.add_scalar(f"metrics/{k}", v, self.step)
+        return values
 
     def _res(self) -> tuple[int, int]:
         r = self.G.img_resolution
         return r, r
 
-    def _fixed_sample_batch(self, n: int) -> dict:
+    def _fixed_sample_batch(self, n: int, distinct_sources: bool = False) -> dict:
+        items = [i % len(self.source) for i in range(n)] if distinct_sources else [0] * n
         if self.cfg.mode == "latent":
-            return {"w_source": self.source.codes([0] * n).to(self.device)}
-        s = self.source[0]
-        return {"image": s["image"][None].expand(n, -1, -1, -1).to(self.device),
-                "w_inv": s["w_inv"][None].expand(n, -1, -1).to(self.device)}
+            return {"w_source": self.source.codes(items).to(self.device)}
+        samples = [self.source[i] for i in items]
+        return {"image": torch.stack([s["image"] for s in samples]).to(self.device),
+                "w_inv": torch.stack([s["w_inv"] for s in samples]).to(self.device)}

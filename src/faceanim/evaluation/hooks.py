@@ -1,0 +1,55 @@
+"""The registered metrics as a training hook: the same functions ``faceanim evaluate`` averages, on a fixed set of
+videos every ``TrainConfig.metrics_every`` steps (logged to ``metrics.jsonl`` and TensorBoard ``metrics/…``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from faceanim.evaluation.metrics import MetricContext, Video
+from faceanim.evaluation.registry import get_metrics
+
+
+def toon_key(prompt: str) -> str | None:
+    """The ToonFace prompt key of a canonical or held-out phrase ("smiling" → "smile"), else None."""
+    from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS
+
+    for table in (EXPRESSION_PROMPTS, HELDOUT_PROMPTS):
+        for key, phrase in table.items():
+            if phrase == prompt:
+                return key
+    return None
+
+
+class TrainingMetrics:
+    """Every per-video registered metric whose requirements ``ctx`` meets (or those named), averaged over videos.
+
+    >>> hook = TrainingMetrics(MetricContext(clip=loss_clip, template="The person is {}."))
+    >>> hook(frames [B, T, 3, H, W], latents [B, T, num_ws, w_dim], prompts)   # {"clip_last": …, "latent_accel": …}
+    """
+
+    def __init__(self, ctx: MetricContext, names: Sequence[str] | None = None):
+        self.ctx = ctx
+        available = ctx.available()
+        self.metrics = {n: m for n, m in get_metrics().items()
+                        if m.scope == "video" and set(m.requires) <= available and (names is None or n in names)}
+        if names is not None and set(names) - set(self.metrics):
+            missing = sorted(set(names) - set(self.metrics))
+            raise ValueError(f"metric(s) {missing} are unknown, not per-video, or need what the context lacks "
+                             f"(has: {', '.join(sorted(available)) or 'nothing'})")
+
+    @torch.no_grad()
+    def __call__(self, frames: torch.Tensor, latents: torch.Tensor, prompts: Sequence[str]) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for b, prompt in enumerate(prompts):
+            key = toon_key(prompt) if self.ctx.evaluator is not None else None
+            video = Video(frames[b].float(), latents[b].float(), prompt, "train", b, key)
+            for metric in self.metrics.values():
+                for name, value in metric.fn(video, self.ctx).items():
+                    if isinstance(value, (int, float)) and math.isfinite(value):
+                        sums[name] = sums.get(name, 0.0) + float(value)
+                        counts[name] = counts.get(name, 0) + 1
+        return {k: sums[k] / counts[k] for k in sums}

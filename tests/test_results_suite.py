@@ -1,0 +1,120 @@
+"""``faceanim results`` (issue 7): the whole results page from one command on the tiny bundle — comparison,
+ablations trained from the bundle, the page's numbers equal to the stages' results.json, resuming, bad suites."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from faceanim.cli.main import main
+from faceanim.errors import FaceanimError
+from faceanim.evaluation.suite import SUITES, SuiteConfig, ablation_findings, comparison_findings
+
+from tiny_models import PROMPTS, tiny_bundle
+
+SUITE = {
+    "name": "tiny",
+    "comparison": {"methods": ["ours", "mocogan"], "prompts": PROMPTS[:2], "faces": 2, "frames": 4,
+                   "identity": "clip", "grid_faces": 1, "bootstrap": 200},
+    "ablation_eval": {"prompts": PROMPTS[:2], "faces": 2, "frames": 4, "identity": "clip", "grid_faces": 0,
+                      "bootstrap": 200},
+    "train": {"steps": 2, "batch_size": 2, "prompts": PROMPTS[:4], "set": ["motion.h_dim=16", "log_every=1"]},
+    "ablations": [{"name": "recipe", "description": "reference"},
+                  {"name": "no-contrast", "set": ["loss.contrastive=0"]}],
+}
+
+
+@pytest.fixture(scope="module")
+def suite_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("suite")
+    bundle = tiny_bundle(tmp)
+    path = tmp / "suite.yaml"
+    path.write_text(yaml.safe_dump({**SUITE, "bundle": str(bundle)}))
+    return tmp, path
+
+
+def test_results_command_writes_the_page_from_the_stages(suite_run, capsys, monkeypatch):
+    tmp, suite = suite_run
+    monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
+    out, page = tmp / "out", tmp / "docs" / "RESULTS.md"
+    page.parent.mkdir()
+    assert main(["results", "--suite", str(suite), "--out", str(out), "--page", str(page), "-q"]) == 0
+    printed = capsys.readouterr().out
+    text = (out / "RESULTS.md").read_text()
+    assert page.read_text() == text and text.strip() in printed  # the page is what the command printed
+    for stage in ("comparison", "ablations/shipped/eval", "ablations/recipe/eval", "ablations/no-contrast/eval"):
+        assert (out / stage / "results.json").is_file() and (out / stage / "stage.json").is_file()
+    assert (out / "ablations/recipe/train/motion_model/config.json").is_file()
+    assert (out / "ablations/recipe/train/checkpoints/latest/state.json").is_file()
+    # the contrastive switch reached the loss: that run never logged a contrastive term
+    logged = [json.loads(line) for line in (out / "ablations/no-contrast/train/log.jsonl").read_text().splitlines()]
+    assert logged and all("contrastive" not in r for r in logged)
+    assert any("contrastive" in json.loads(line) for line in
+               (out / "ablations/recipe/train/log.jsonl").read_text().splitlines())
+    # every number of the comparison table is the stage's results.json value, formatted
+    comp = json.loads((out / "comparison/results.json").read_text())
+    row = next(line for line in text.splitlines() if line.startswith("| mean W+ step per frame"))
+    for method in ("ours", "mocogan"):
+        assert f"{comp['methods'][method]['overall']['latent_step']['mean']:.3g}" in row
+    abl = json.loads((out / "ablations/no-contrast/eval/results.json").read_text())
+    assert abl["methods"]["ours"]["overall"]["latent_step"]["mean"] == 0.0  # no contrastive loss → no motion
+    assert "**no-contrast**: the model does not move" in text
+    assert re.search(r"\*\*[\d.]+ min in all\*\*", text)
+    for name in ("shipped", "recipe", "no-contrast"):
+        assert re.search(rf"^\| {name} \|", text, re.M)
+
+
+def test_results_reuses_finished_stages(suite_run, capsys, monkeypatch):
+    tmp, suite = suite_run
+    monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
+    out = tmp / "out"
+    if not (out / "RESULTS.md").is_file():
+        pytest.skip("needs the first test's run")
+    before = (out / "ablations/recipe/eval/stage.json").read_text()
+    mtime = (out / "ablations/recipe/train/motion_model/model.safetensors").stat().st_mtime
+    (out / "ablations/no-contrast/eval/stage.json").unlink()  # as if interrupted during that stage's evaluation
+    assert main(["results", "--suite", str(suite), "--out", str(out), "-q"]) == 0
+    log = capsys.readouterr().err
+    assert "[recipe] reused" in log and "[no-contrast] running" in log and "reusing trained" in log
+    assert (out / "ablations/recipe/eval/stage.json").read_text() == before
+    assert (out / "ablations/recipe/train/motion_model/model.safetensors").stat().st_mtime == mtime
+
+
+def test_findings_follow_fixed_rules():
+    def s(mean, lo, hi):
+        return {"mean": mean, "low": lo, "high": hi, "n": 8}
+
+    res = {"methods": {"ours": {"overall": {"toon_success": s(0.6, 0.4, 0.8), "acd": s(0.3, 0.2, 0.4)}, "per_prompt": {}},
+                       "styleclip": {"overall": {"toon_success": s(0.0, 0.0, 0.0), "acd": s(0.25, 0.1, 0.35)}}}}
+    lines = comparison_findings(res)
+    assert any("best `ours`" in x and "clear of every other" in x for x in lines if "reached" in x)
+    assert any("best `styleclip`" in x and "overlap with ours" in x for x in lines if "ACD" in x)
+    rows = {"recipe": {"methods": {"ours": {"overall": {"toon_success": s(0.6, 0.4, 0.8), "latent_step": s(1, 1, 1),
+                                                        "acd": s(0.3, 0.25, 0.35)}}}},
+            "small": {"methods": {"ours": {"overall": {"toon_success": s(0.1, 0.0, 0.2), "latent_step": s(1, 1, 1),
+                                                       "acd": s(0.32, 0.3, 0.34)}}}}}
+    (line,) = ablation_findings(rows, "recipe")
+    assert "toon_success 0.6 → 0.1 (worse)" in line and "acd" not in line  # acd intervals overlap
+
+
+def test_packaged_suite_is_valid_and_bad_suites_fail_cleanly(tmp_path, capsys):
+    cfg = SuiteConfig.from_file(SUITES / "toonface.yaml")
+    assert cfg.bundle == "toonface" and {r.name for r in cfg.ablations} >= {"no-contrast", "batch2", "batch8",
+                                                                           "no-path-reg", "path-first-order"}
+    assert set(cfg.comparison["methods"]) == {"ours", "styleclip", "mocogan"} and cfg.comparison["steps"] == 300
+    with pytest.raises(FaceanimError, match="unknown key"):
+        SuiteConfig.from_dict({"name": "x", "ablatons": []})
+    with pytest.raises(FaceanimError, match="unknown evaluation option"):
+        SuiteConfig.from_dict({"comparison": {"facez": 3}})
+    with pytest.raises(FaceanimError, match="distinct"):
+        SuiteConfig.from_dict({"train": {"steps": 1}, "ablations": [{"name": "a"}, {"name": "a"}]})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    for args in (["--suite", str(bad)], ["--suite", str(tmp_path / "missing.yaml")]):
+        assert main(["results", *args, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("faceanim: error:") and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
