@@ -98,8 +98,14 @@ def _toon_w_avg(G):
 @click.argument("generator", type=click.Path(exists=True, file_okay=False))
 @click.option("--n", default=1000, show_default=True, help="Held-out draws.")
 @click.option("--grid", default=None, help="Also write a comparison grid PNG (renderer row / generator row).")
-def eval_generator(generator: str, n: int, grid: str | None) -> None:
-    """PSNR of the generator against the renderer on held-out draws."""
+@click.option("--evaluator", default="bundle", show_default=True,
+              help="ToonFace evaluator folder for the per-expression check ('bundle': the default bundle's; "
+                   "'none': skip).")
+@click.option("--per-key", default=32, show_default=True, help="Held-out identities per expression key.")
+def eval_generator(generator: str, n: int, grid: str | None, evaluator: str, per_key: int) -> None:
+    """PSNR of the generator against the renderer on held-out draws (overall, and on the pixels that expressions
+    change), and how well it draws each expression: the evaluator's reading of the prompted factor on the
+    generator's drawing of it, against its reading on the renderer's."""
     import torch
     from faceanim.models.stylegan2 import Generator
     from faceanim.toon.recipes import generator_batch
@@ -107,17 +113,43 @@ def eval_generator(generator: str, n: int, grid: str | None) -> None:
     from faceanim.utils.images import save_grid
 
     G = Generator.from_pretrained(generator)
-    z, target = generator_batch(n, torch.Generator().manual_seed(EVAL_SEED + 7))
+    z, target, weight = generator_batch(n, torch.Generator().manual_seed(EVAL_SEED + 7), expression_weight=1.0)
     with torch.no_grad():
-        vals = torch.cat([psnr(G(z[i:i + 50]), target[i:i + 50]) for i in range(0, n, 50)])
+        fake = torch.cat([G(z[i:i + 50]).clamp(-1, 1) for i in range(0, n, 50)])
+    vals = psnr(fake, target)
+    mask = (weight > 1).expand_as(target)
+    changed = 10 * torch.log10(4.0 / (fake - target)[mask].square().mean())
     res = {"n": n, "psnr_mean_db": round(float(vals.mean()), 2), "psnr_median_db": round(float(vals.median()), 2),
-           "psnr_p10_db": round(float(vals.quantile(0.1)), 2)}
+           "psnr_p10_db": round(float(vals.quantile(0.1)), 2), "psnr_changed_pixels_db": round(float(changed), 2)}
+    if evaluator != "none":
+        res["drawn_level"] = _drawn_levels(G, evaluator, per_key)
     click.echo(json.dumps(res))
     if grid:
-        with torch.no_grad():
-            fake = G(z[:8])
-        save_grid(torch.stack([target[:8], fake.clamp(-1, 1)]), grid)
+        save_grid(torch.stack([target[:8], fake[:8]]), grid)
         click.echo(f"wrote {grid}")
+
+
+def _drawn_levels(G, evaluator: str, per_key: int) -> dict:
+    """Per prompt key: (evaluator reading of the factor on G's drawing, on the renderer's) at the key's target,
+    signed towards the target (1 = fully there), on ``per_key`` held-out neutral identities."""
+    import torch
+    from faceanim.bundles import PACKAGED
+    from faceanim.toon.captions import PROMPT_TARGETS
+    from faceanim.toon.evaluator import ToonEvaluator
+    from faceanim.toon.factors import ToonParams
+    from faceanim.toon.latent import encode
+    from faceanim.toon.renderer import render
+
+    E = ToonEvaluator.from_pretrained(PACKAGED / "toonface" / "evaluator" if evaluator == "bundle" else evaluator)
+    faces = ToonParams.sample(per_key, generator=torch.Generator().manual_seed(EVAL_SEED + 11))
+    out = {}
+    with torch.no_grad():
+        for key, (factor, value) in PROMPT_TARGETS.items():
+            p = faces.replace(**{factor: value})
+            drawn = E.factor(G(encode(p)).clamp(-1, 1), factor) * (1 if value > 0 else -1) / abs(value)
+            rendered = E.factor(render(p, size=G.img_resolution), factor) * (1 if value > 0 else -1) / abs(value)
+            out[key] = [round(float(drawn.mean()), 2), round(float(rendered.mean()), 2)]
+    return out
 
 
 def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: int = 32, blur: float = 0.0,
