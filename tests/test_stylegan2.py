@@ -147,3 +147,36 @@ def test_native_files_round_trip_and_errors(tmp_path):
     (tmp_path / "mix" / "config.json").write_text(json.dumps({"kind": "clip"}))
     with pytest.raises(CheckpointError, match="expected 'stylegan2-generator'"):
         Generator.from_pretrained(tmp_path / "mix")
+
+
+def test_widen_keeps_the_function_and_the_new_maps_learn():
+    from faceanim.models.stylegan2.surgery import widen
+
+    torch.manual_seed(0)
+    G = tiny(32).eval()
+    with torch.no_grad():  # trained-looking noise strengths and toRGB biases, so that every path is exercised
+        for name, p in G.named_parameters():
+            if name.endswith(("noise_strength", "torgb.bias")):
+                p.normal_(0, 0.3)
+    old = {r: G.config.channels_at(r) for r in (8, 16)}
+    H = widen(G, {8: old[8] + 8, "16": old[16] * 2}).eval()
+    assert H.config.channels_at(16) == old[16] * 2 and H.config.channels_at(32) == G.config.channels_at(32)
+    z = torch.randn(5, G.z_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(G(z), H(z), atol=1e-5)
+        ws = G.mapping(z)
+        assert torch.allclose(G.synthesis(G.to_wplus(ws)), H.synthesis(H.to_wplus(ws)), atol=1e-5)
+    # after two Adam steps the new feature maps change the image (their zero read-out weights moved)
+    H.train()
+    opt = torch.optim.Adam(H.parameters(), lr=1e-2)
+    target = torch.zeros(5, 3, 32, 32)
+    for _ in range(2):
+        opt.zero_grad()
+        (H(z) - target).square().mean().backward()
+        opt.step()
+    assert H.synthesis.b16.conv1.weight[:, old[16]:].abs().sum() > 0
+    assert H.synthesis.b16.torgb.weight[:, old[16]:].abs().sum() > 0
+    with pytest.raises(ValueError, match="shrink"):
+        widen(G, {16: 1})
+    with pytest.raises(ValueError, match="no 64 px block"):
+        widen(G, {64: 8})

@@ -18,6 +18,13 @@ def test_toon_build_chain(tmp_path, capsys, monkeypatch):
     ev = json.loads((tmp_path / "clip" / "zero_shot.json").read_text())
     assert set(ev) == {"heldout_template", "motion_template", "heldout_synonyms"}
     assert main(["toon", "train-generator", "--out", "gen", "--steps", "2", "--batch-size", "4", "--eval-size", "8"]) == 0
+    # a wider run started from the checkpoint draws the same images, then trains and resumes on its own shapes
+    assert main(["toon", "train-generator", "--out", "genw", "--steps", "1", "--batch-size", "2", "--eval-size", "4",
+                 "--init-from", "gen/checkpoint", "--channels", "64=40", "--mapping-lr-multiplier", "0.1"]) == 0
+    assert main(["toon", "train-generator", "--out", "genw", "--steps", "2", "--batch-size", "2", "--eval-size", "4",
+                 "--resume", "--mapping-lr-multiplier", "0.1"]) == 0
+    assert json.loads((tmp_path / "genw" / "generator" / "config.json").read_text())["channels"]["64"] == 40
+    assert main(["toon", "train-generator", "--out", "genx", "--channels", "64=40"]) == 2
     capsys.readouterr()
     assert main(["toon", "eval-generator", "gen/generator", "--n", "8", "--per-key", "2"]) == 0
     ev = json.loads(capsys.readouterr().out)

@@ -53,21 +53,51 @@ def render(n: int, seed: int, out: str, size: int) -> None:
               help="Equalized-LR multiplier of the mapping network (a resumed run is rescaled to it).")
 @click.option("--expression-weight", default=0.0, show_default=True,
               help="Extra loss weight on the pixels that expressions and attributes change (0: plain loss).")
+@click.option("--init-from", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Start a new run from a generator folder or a training checkpoint folder.")
+@click.option("--channels", default=None, metavar="RES=N,…",
+              help="With --init-from: widen these resolutions to N feature maps, keeping the function "
+                   "(e.g. 32=128,64=64).")
 def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int, resume: bool, eval_size: int,
-                    beta1: float, mapping_lr_multiplier: float, expression_weight: float) -> None:
+                    beta1: float, mapping_lr_multiplier: float, expression_weight: float, init_from: str | None,
+                    channels: str | None) -> None:
     """Train the 128 px StyleGAN2 to reproduce the renderer from encoded factors (supervised, no discriminator)."""
+    import dataclasses
     from functools import partial
 
     import torch
-    from faceanim.models.stylegan2 import Generator
+    from faceanim.models.stylegan2 import Generator, GeneratorConfig
     from faceanim.toon.latent import Z_DIM
     from faceanim.toon.recipes import generator_batch
-    from faceanim.toon.train_generator import GeneratorTrainConfig, GeneratorTrainer, toon_generator_config
+    from faceanim.toon.train_generator import (GeneratorTrainConfig, GeneratorTrainer, load_generator_run,
+                                               rescale_mapping_lr, toon_generator_config)
     from faceanim.utils.perf import tune_allocator
 
+    if channels and not init_from:
+        raise click.UsageError("--channels widens a trained generator: give --init-from")
+    if init_from and resume:
+        raise click.UsageError("--init-from starts a new run; --resume continues one: give one of them")
     tune_allocator()
     torch.manual_seed(seed)
-    G = Generator(toon_generator_config(Z_DIM, mapping_lr_multiplier=mapping_lr_multiplier))
+    checkpoint = Path(out) / "checkpoint" / "state.json"
+    if resume and checkpoint.is_file():  # the run's own architecture (it may have been widened)
+        gcfg = json.loads(checkpoint.read_text())["generator"]
+        G = Generator(GeneratorConfig(**{**gcfg, "mapping_lr_multiplier": mapping_lr_multiplier}))
+    elif init_from:
+        from faceanim.models.stylegan2.surgery import widen
+
+        G0 = load_generator_run(init_from)
+        if channels:
+            try:
+                G0 = widen(G0, {int(k): int(v) for k, v in (x.split("=") for x in channels.split(","))}, seed=seed)
+            except ValueError as exc:
+                raise click.UsageError(f"--channels: {exc}") from None
+        G = Generator(dataclasses.replace(G0.config, mapping_lr_multiplier=mapping_lr_multiplier))
+        G.load_state_dict(G0.state_dict())
+        rescale_mapping_lr(G, torch.optim.Adam(G.parameters()), G0.config.mapping_lr_multiplier, mapping_lr_multiplier)
+        click.echo(f"started from {init_from} (channels {G.config.channels})")
+    else:
+        G = Generator(toon_generator_config(Z_DIM, mapping_lr_multiplier=mapping_lr_multiplier))
     cfg = GeneratorTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_size=eval_size,
                                betas=(beta1, 0.99), expression_weight=expression_weight)
     # the held-out batch always carries the animated-region mask, for the periodic psnr_changed

@@ -161,3 +161,15 @@ def toon_generator_config(z_dim: int, resolution: int = 128, w_dim: int = 256,
     return GeneratorConfig(z_dim=z_dim, w_dim=w_dim, img_resolution=resolution,
                            channels={k: v for k, v in channels.items() if int(k) <= resolution},
                            mapping_layers=4, mapping_lr_multiplier=mapping_lr_multiplier)
+
+
+def load_generator_run(folder: str | os.PathLike) -> Generator:
+    """A generator from a native folder (``config.json`` + weights) or a training checkpoint folder of this trainer
+    (``state.json`` holds its config)."""
+    folder = Path(folder)
+    state = folder / "state.json"
+    if not state.is_file():
+        return Generator.from_pretrained(folder)
+    G = Generator(GeneratorConfig(**json.loads(state.read_text())["generator"]))
+    load_checkpoint(folder, G, None)
+    return G
