@@ -81,6 +81,19 @@ def test_results_reuses_finished_stages(suite_run, capsys, monkeypatch):
     assert "[recipe] reused" in log and "[no-contrast] running" in log and "reusing trained" in log
     assert (out / "ablations/recipe/eval/stage.json").read_text() == before
     assert (out / "ablations/recipe/train/motion_model/model.safetensors").stat().st_mtime == mtime
+    # other evaluation settings: every evaluation runs again on the same trained models; another training
+    # setting for one run: that run retrains
+    data = yaml.safe_load(suite.read_text())
+    data["ablation_eval"]["faces"] = 1
+    data["ablations"][1]["set"] = ["loss.contrastive=0", "loss.w_reg=2"]
+    changed = tmp / "changed.yaml"
+    changed.write_text(yaml.safe_dump(data))
+    assert main(["results", "--suite", str(changed), "--out", str(out), "-q"]) == 0
+    log = capsys.readouterr().err
+    assert "[comparison] reused" in log and "[shipped] the bundle or the stage's settings changed" in log
+    assert "[recipe] reusing trained" in log and "[no-contrast] reusing trained" not in log
+    assert (out / "ablations/recipe/train/motion_model/model.safetensors").stat().st_mtime == mtime
+    assert len(json.loads((out / "ablations/recipe/eval/results.json").read_text())["seeds"]) == 1
 
 
 def test_findings_follow_fixed_rules():

@@ -11,8 +11,9 @@ run, and one evaluation setting for every run. The command
 4. writes the page: OUT/RESULTS.md (and ``--page`` copies it) with every table, the findings read off the
    numbers by fixed rules, and the time each stage took. The same page is printed.
 
-Finished stages are reused (their results.json exists), so an interrupted run continues where it stopped;
-``fresh`` redoes everything. Seconds of reused stages are the ones recorded when they ran.
+Finished stages are reused (their results.json and stage.json exist, made from the same bundle files and stage
+settings), so an interrupted run continues where it stopped; ``fresh`` redoes everything. Seconds of reused
+stages are the ones recorded when they ran.
 """
 
 from __future__ import annotations
@@ -139,14 +140,29 @@ class SuiteConfig:
 # Running
 
 
-def _done(folder: Path) -> dict | None:
-    """A finished stage: its results.json and the suite's stage.json (written last), merged; else None."""
+def _done(folder: Path, key: str | None = None) -> dict | None:
+    """A finished stage: its results.json and the suite's stage.json (written last), merged — if it was made from
+    the same bundle weights and stage settings (``key``); else None."""
     try:
         results = json.loads((folder / "results.json").read_text())
-        results.update(json.loads((folder / "stage.json").read_text()))
-        return results
+        stage = json.loads((folder / "stage.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    if key is not None and stage.get("key") != key:
+        return None
+    results.update(stage)
+    return results
+
+
+def bundle_fingerprint(folder: Path) -> str:
+    """SHA-256 over the bundle's files (names and contents): a reused stage must come from the same weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(folder)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def _eval_config(fields: dict, bundle: str | None, out: Path, device: str, methods: tuple[str, ...] | None = None):
@@ -169,16 +185,22 @@ class Suite:
         self.cfg, self.out, self.device, self.fresh, self.progress, self.log = cfg, Path(out), device, fresh, progress, log
 
     # -- stages ----------------------------------------------------------------------------------------------------
-    def _stage(self, label: str, folder: Path, fn: Callable[[], dict]) -> dict:
-        prior = None if self.fresh else _done(folder)
+    def _stage(self, label: str, folder: Path, fn: Callable[[], dict], settings: Any) -> dict:
+        """Run ``fn`` unless ``folder`` holds this stage finished from the same bundle and ``settings``."""
+        if not hasattr(self, "_fingerprint"):
+            self._fingerprint = bundle_fingerprint(self._bundle_parts().folder)
+        key = json.dumps({"bundle": self._fingerprint, "settings": settings}, sort_keys=True, default=str)
+        prior = None if self.fresh else _done(folder, key)
         if prior is not None:
             self.log(f"[{label}] reused {folder} ({prior['suite_seconds']:.0f} s when it ran)")
             return prior
+        if not self.fresh and _done(folder) is not None:
+            self.log(f"[{label}] the bundle or the stage's settings changed since {folder} was made: running again")
         self.log(f"[{label}] running → {folder}")
         folder.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         extra = fn() or {}
-        stage = {"suite_seconds": time.perf_counter() - t0, **extra}
+        stage = {"suite_seconds": time.perf_counter() - t0, "key": key, **extra}
         from faceanim.utils.io import atomic_path
 
         with atomic_path(folder / "stage.json") as tmp:
@@ -208,9 +230,19 @@ class Suite:
         parts = self._bundle_parts()
         info = parts.info
         model = run_dir / "motion_model"
-        if (model / "config.json").is_file() and not self.fresh:
+        stamp = run_dir / "suite_key.json"  # what the run was trained from: reuse only the same
+        key = json.dumps({"bundle": self._fingerprint, "train": self.cfg.train, "run": dataclasses.asdict(run)},
+                         sort_keys=True)
+        fresh = self.fresh or (stamp.is_file() and stamp.read_text() != key)
+        if fresh and run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        if (model / "config.json").is_file() and not fresh:
             self.log(f"[{run.name}] reusing trained {model}")
             return model
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(key)
         base = self.cfg.train
         prompts = run.prompts or base.get("prompts")
         prompts = motion_prompts(list(prompts)) if info.z_sampler == "toonface" else list(prompts or [])
@@ -223,7 +255,7 @@ class Suite:
         if not self.progress:
             os.environ["FACEANIM_NO_PROGRESS"] = "1"
         trainer = build_trainer(cfg, run_dir=run_dir)
-        if (trainer.checkpoint_dir / "state.json").is_file() and not self.fresh:
+        if (trainer.checkpoint_dir / "state.json").is_file():
             self.log(f"[{run.name}] resuming training at step {trainer.resume()}")
         trainer.train()
         return model
@@ -261,7 +293,7 @@ class Suite:
     def run(self) -> dict:
         t0 = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
-        summary: dict[str, Any] = {"suite": dataclasses.asdict(self.cfg), "stages": {}}
+        summary: dict[str, Any] = {"suite": dataclasses.asdict(self.cfg)}
         if self.cfg.comparison:
             folder = self.out / "comparison"
             cfg = _eval_config(self.cfg.comparison, self.cfg.bundle, folder, self.device)
@@ -271,11 +303,12 @@ class Suite:
 
                 evaluate(cfg, progress=self.progress)
 
-            summary["comparison"] = self._stage("comparison", folder, compare)
+            summary["comparison"] = self._stage("comparison", folder, compare, self.cfg.comparison)
         rows: dict[str, dict] = {}
         if self.cfg.shipped and self.cfg.ablations:
             eval_out = self.out / "ablations" / "shipped" / "eval"
-            rows["shipped"] = self._stage("shipped", eval_out, lambda: self._evaluate(eval_out, None))
+            rows["shipped"] = self._stage("shipped", eval_out, lambda: self._evaluate(eval_out, None),
+                                          self.cfg.ablation_eval)
         for run in self.cfg.ablations:
             base = self.out / "ablations" / run.name
             eval_out = base / "eval"
@@ -287,7 +320,8 @@ class Suite:
                 self._evaluate(eval_out, model)
                 return {"train_seconds": train_s}
 
-            rows[run.name] = self._stage(run.name, eval_out, train_and_eval)
+            rows[run.name] = self._stage(run.name, eval_out, train_and_eval,
+                                         [self.cfg.ablation_eval, self.cfg.train, dataclasses.asdict(run)])
         summary["ablations"] = rows
         summary["seconds_this_call"] = time.perf_counter() - t0
         return summary
