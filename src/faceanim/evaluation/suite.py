@@ -428,7 +428,8 @@ def render_page(summary: dict, command: str) -> str:
 
     lines += ["```bash", command, "```", "",
               f"Generated {datetime.date.today().isoformat()} at commit `{_git_commit()}` on {platform.machine()}, "
-              f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads. "
+              f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread"
+              f"{'s' if torch.get_num_threads() != 1 else ''}. "
               f"Time of every stage as it ran: **{total / 60:.1f} min in all** ("
               + ", ".join(f"{n} {s / 60:.1f}" for n, s in stages) + " min). Definitions of every value, the methods "
               "and the confidence intervals: [EVALUATION.md](EVALUATION.md). Cells: mean [95% bootstrap interval "
