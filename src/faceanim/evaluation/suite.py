@@ -155,11 +155,12 @@ def _done(folder: Path, key: str | None = None) -> dict | None:
 
 
 def bundle_fingerprint(folder: Path) -> str:
-    """SHA-256 over the bundle's files (names and contents): a reused stage must come from the same weights."""
+    """SHA-256 over the bundle's weights and configs (``*.safetensors``, ``*.json``: names and contents; not the model
+    card): a reused stage must come from the same networks."""
     import hashlib
 
     h = hashlib.sha256()
-    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json")):
         h.update(str(f.relative_to(folder)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()
