@@ -12,17 +12,6 @@ from faceanim.evaluation.metrics import MetricContext, Video
 from faceanim.evaluation.registry import get_metrics
 
 
-def toon_key(prompt: str) -> str | None:
-    """The ToonFace prompt key of a canonical or held-out phrase ("smiling" → "smile"), else None."""
-    from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS
-
-    for table in (EXPRESSION_PROMPTS, HELDOUT_PROMPTS):
-        for key, phrase in table.items():
-            if phrase == prompt:
-                return key
-    return None
-
-
 class TrainingMetrics:
     """Every per-video registered metric whose requirements ``ctx`` meets (or those named), averaged over videos.
 
@@ -44,8 +33,10 @@ class TrainingMetrics:
     def __call__(self, frames: torch.Tensor, latents: torch.Tensor, prompts: Sequence[str]) -> dict[str, float]:
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
+        if self.ctx.evaluator is not None:
+            from faceanim.toon.captions import phrase_key
         for b, prompt in enumerate(prompts):
-            key = toon_key(prompt) if self.ctx.evaluator is not None else None
+            key = phrase_key(prompt) if self.ctx.evaluator is not None else None
             video = Video(frames[b].float(), latents[b].float(), prompt, "train", b, key)
             for metric in self.metrics.values():
                 for name, value in metric.fn(video, self.ctx).items():

@@ -121,16 +121,15 @@ def resolve_prompts(cfg: EvalConfig, info, domain: str) -> tuple[list[Prompt], l
     if domain != "toon":
         texts = list(cfg.prompts) or list(getattr(info, "example_prompts", None) or ["smiling"])
         return [Prompt(t) for t in texts], notes
-    from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS, PROMPT_TARGETS
+    from faceanim.toon.captions import EXPRESSION_PROMPTS, PROMPT_TARGETS, phrase_key
 
-    by_phrase = {v: k for table in (HELDOUT_PROMPTS, EXPRESSION_PROMPTS) for k, v in table.items()}
     out = []
     for p in (cfg.prompts or tuple(PROMPT_TARGETS)):
         p = p.strip()
         if p in PROMPT_TARGETS:
             out.append(Prompt(EXPRESSION_PROMPTS[p], p))
-        elif p in by_phrase:
-            out.append(Prompt(p, by_phrase[p]))
+        elif phrase_key(p) is not None:
+            out.append(Prompt(p, phrase_key(p)))
         else:
             out.append(Prompt(p))
             notes.append(f"prompt {p!r} names no ToonFace factor: no ground truth for it")

@@ -271,9 +271,10 @@ class Suite:
             evaluate(cfg, progress=self.progress)
             return
         info = self._bundle_parts().info
-        base = AnimationPipeline.from_bundle(self.cfg.bundle, device=self.device)
+        if not hasattr(self, "_generator"):  # one load for every ablation row
+            self._generator = AnimationPipeline.from_bundle(self.cfg.bundle, device=self.device).G
         animator = LanguageGuidedAnimator.from_pretrained(motion)
-        pipe = AnimationPipeline(base.G, animator, info.template, info.truncation_psi, name=f"{info.name}+{motion}",
+        pipe = AnimationPipeline(self._generator, animator, info.template, info.truncation_psi, name=f"{info.name}+{motion}",
                                  z_sampler=info.z_sampler).to(self.device)
         pipe.info = info
         clip, evaluator = self._metric_models()

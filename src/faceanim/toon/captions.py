@@ -164,6 +164,15 @@ GRADABLE = {"smile", "sad", "angry", "surprise", "blush"}
 SLIGHT = 0.65        # gradable expressions weaker than this are "slightly …"
 
 
+def phrase_key(phrase: str) -> str | None:
+    """The prompt key of a canonical or held-out phrase ("smiling" → "smile", "beaming" → "smile"), else None."""
+    for table in (EXPRESSION_PROMPTS, HELDOUT_PROMPTS):
+        for key, text in table.items():
+            if text == phrase:
+                return key
+    return None
+
+
 def hair_color_name(hue: float, lightness: float, saturation: float, grey: float = 0.0) -> str:
     """A colour word for hair given HSL and the effective greying in [0, 1]."""
     if grey >= 0.5:

@@ -94,7 +94,7 @@ def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int,
                 raise click.UsageError(f"--channels: {exc}") from None
         G = Generator(dataclasses.replace(G0.config, mapping_lr_multiplier=mapping_lr_multiplier))
         G.load_state_dict(G0.state_dict())
-        rescale_mapping_lr(G, torch.optim.Adam(G.parameters()), G0.config.mapping_lr_multiplier, mapping_lr_multiplier)
+        rescale_mapping_lr(G, None, G0.config.mapping_lr_multiplier, mapping_lr_multiplier)
         click.echo(f"started from {init_from} (channels {G.config.channels})")
     else:
         G = Generator(toon_generator_config(Z_DIM, mapping_lr_multiplier=mapping_lr_multiplier))

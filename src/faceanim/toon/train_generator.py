@@ -137,9 +137,9 @@ class GeneratorTrainer:
 
 
 @torch.no_grad()
-def rescale_mapping_lr(G: Generator, opt: torch.optim.Optimizer, old: float, new: float) -> None:
+def rescale_mapping_lr(G: Generator, opt: torch.optim.Optimizer | None, old: float, new: float) -> None:
     """Move mapping weights stored for equalized-LR multiplier ``old`` to ``new`` (same function; stored = true/mult),
-    and scale Adam's moments to match the gradients of the rescaled parameters."""
+    and scale Adam's moments (if an optimizer is given) to match the gradients of the rescaled parameters."""
     if old == new:
         return
     k = old / new
@@ -147,7 +147,7 @@ def rescale_mapping_lr(G: Generator, opt: torch.optim.Optimizer, old: float, new
         if hasattr(layer, "weight_gain"):
             for p in (layer.weight, layer.bias):
                 p.mul_(k)
-                state = opt.state.get(p, {})
+                state = opt.state.get(p, {}) if opt is not None else {}
                 if "exp_avg" in state:
                     state["exp_avg"].div_(k)
                 if "exp_avg_sq" in state:
