@@ -339,3 +339,33 @@ def test_empty_and_over_long_prompts(encoder):
     assert f"{CONTEXT + 1} tokens, limit {CONTEXT}" in one_line(exc)
     with pytest.raises(FaceanimError, match=r"\d+ tokens, limit 16"):
         encoder.encode_text(["opening the mouth wide and then slowly closing both eyes"], template="cartoon_girl")
+
+
+@pytest.mark.parametrize("kind, size, key", [("rn", 128, "visual.attnpool.positional_embedding"),
+                                             ("vit", 64, "visual.positional_embedding")])
+def test_with_image_size_keeps_weights_and_resamples_the_grid(kind, size, key, tmp_path):
+    torch.manual_seed(0)
+    enc = CLIPEncoder.from_config(tiny_config(kind))
+    with torch.no_grad():  # a grid embedding that is constant along each row resamples to the same values
+        pos = enc.model.state_dict()[key]
+        g = int((pos.shape[0] - 1) ** 0.5)
+        rows = torch.randn(g, 1, pos.shape[1]).expand(g, g, -1).reshape(g * g, -1)
+        pos[1:] = rows
+    big = enc.with_image_size(size)
+    assert big.image_size == size and big.config.vision_cfg["image_size"] == size
+    assert enc.image_size == VISION_CFGS[kind]["image_size"]  # the original is untouched
+    old, new = enc.model.state_dict(), big.model.state_dict()
+    assert set(old) == set(new)
+    for name in old:
+        if name != key:
+            assert torch.equal(old[name], new[name]), name
+    n = int((new[key].shape[0] - 1) ** 0.5)
+    assert n == 2 * g and torch.equal(new[key][0], old[key][0])
+    grid = new[key][1:].reshape(n, n, -1)
+    assert torch.allclose(grid, grid[:, :1].expand_as(grid), atol=1e-5)  # still constant along each row
+    assert torch.allclose(grid[0, 0], old[key][1], atol=0.35 * old[key][1:].abs().max())
+    assert torch.equal(big.encode_text(["smiling"]), enc.encode_text(["smiling"]))
+    assert big.encode_image(torch.zeros(2, 3, size, size)).shape == (2, 32)
+    big.save_pretrained(tmp_path / "big")
+    again = CLIPEncoder.from_pretrained(tmp_path / "big")
+    assert again.image_size == size and torch.equal(again.model.state_dict()[key], new[key])

@@ -17,7 +17,7 @@ from faceanim.errors import CheckpointError, FaceanimError
 from faceanim.evaluation import METRICS, register_metric
 from faceanim.evaluation.baselines import Ours, RandomMotion, StyleCLIPConfig, StyleCLIPInterpolation
 from faceanim.evaluation.metrics import (MetricContext, Video, average_content_distance, bootstrap_ci,
-                                         content_distance, feature_stats, frechet_distance, latent_acceleration,
+                                         change_alignment, content_distance, feature_stats, frechet_distance, latent_acceleration,
                                          latent_step, nondecreasing_fraction, pixel_flicker, spearman_rho,
                                          toon_scores)
 from faceanim.toon.factors import FACTORS, PARAM_DIM, SLICES
@@ -271,8 +271,51 @@ def test_toon_truth_metric_reads_the_evaluator():
     assert METRICS["toon_truth"].fn(Video(frames, torch.zeros(4, 1, 1), "free text"), ctx) == {}
 
 
+def test_change_alignment_by_hand():
+    r = torch.tensor([3.0, 4.0, 0.0])
+    assert change_alignment(torch.tensor([6.0, 8.0, 0.0]), r) == {"toon_ref_cos": pytest.approx(1.0),
+                                                                  "toon_ref_gain": pytest.approx(2.0)}
+    # d = (0, 5, 5): ⟨d, r⟩ = 20, ‖d‖ = 5√2, ‖r‖ = 5 → cos 20 / (25√2), gain 20 / 25
+    out = change_alignment(torch.tensor([0.0, 5.0, 5.0]), r)
+    assert out["toon_ref_cos"] == pytest.approx(20 / (25 * math.sqrt(2))) and out["toon_ref_gain"] == pytest.approx(0.8)
+    assert change_alignment(torch.zeros(3), r) == {"toon_ref_cos": 0.0, "toon_ref_gain": 0.0}  # a still video
+    assert all(math.isnan(v) for v in change_alignment(r, torch.zeros(3)).values())
+
+
+def test_toon_reference_metric_follows_the_generators_own_change():
+    """A video that moves W exactly as the mapping moves for the prompted factor scores cos 1 and gain 1; its
+    reverse −1; a still video 0; a prompt without a key is not scored."""
+    from faceanim.models.stylegan2 import Generator, GeneratorConfig
+    from faceanim.toon.factors import ToonParams
+    from faceanim.toon.latent import Z_DIM, encode
+
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(z_dim=Z_DIM, w_dim=32, img_resolution=16, channel_base=256, channel_max=32,
+                                  mapping_layers=2)).eval()
+    p = ToonParams.sample(1, seed=3)
+    z = encode(p)[0]
+    with torch.no_grad():
+        w0 = G.to_wplus(G.mapping(z[None]))[0]
+        w1 = G.to_wplus(G.mapping(encode(p.replace(smile=1.0))))[0]
+        ws = torch.stack([w0, (w0 + w1) / 2, w1])
+        frames = G.synthesis(ws).clamp(-1, 1)  # videos hold clamped frames
+    ctx = MetricContext(generator=G)
+    fn = METRICS["toon_reference"].fn
+    out = fn(Video(frames, ws, "smiling", key="smile", source_z=z), ctx)
+    assert out["toon_ref_cos"] == pytest.approx(1.0, abs=1e-5) and out["toon_ref_gain"] == pytest.approx(1.0, abs=1e-4)
+    away = torch.stack([w0, 2 * w0 - w1])  # the opposite direction in W
+    with torch.no_grad():
+        rev = fn(Video(G.synthesis(away), away, "smiling", key="smile", source_z=z), ctx)
+    assert rev["toon_ref_cos"] < -0.5 and rev["toon_ref_gain"] < 0
+    still = fn(Video(frames[:1].repeat(3, 1, 1, 1), w0.expand(3, -1, -1), "smiling", key="smile", source_z=z), ctx)
+    assert still == {"toon_ref_cos": 0.0, "toon_ref_gain": 0.0}
+    assert fn(Video(frames, ws, "free text", source_z=z), ctx) == {}
+    assert fn(Video(frames, ws, "smiling", key="smile"), ctx) == {}  # no source z: not a ToonFace latent
+
+
 def test_registry():
-    assert {"fid", "acd", "clip_alignment", "identity_similarity", "smoothness", "toon_truth"} <= set(METRICS)
+    assert {"fid", "acd", "clip_alignment", "identity_similarity", "smoothness", "toon_truth",
+            "toon_reference"} <= set(METRICS)
     assert METRICS["fid"].scope == "set" and "acd" in METRICS["acd"].lower_is_better
     with pytest.raises(ValueError, match="already registered"):
         register_metric("acd")(lambda v, c: {})

@@ -109,6 +109,17 @@ def test_params_roundtrip_and_sampling() -> None:
     assert torch.all(r.neutral().vector[:, EXPRESSION + ATTRIBUTE] == 0)
 
 
+def test_latent_decode_inverts_encode() -> None:
+    from faceanim.toon.latent import Z_DIM, decode, encode
+
+    r = ToonParams.sample(256, seed=5, expressions=True, attributes=True).replace(gaze=torch.linspace(-1, 1, 256))
+    z = encode(r)
+    assert z.shape == (256, Z_DIM)
+    assert torch.allclose(decode(z).vector, r.vector, atol=1e-5)
+    with pytest.raises(ValueError, match="decode expects"):
+        decode(z[:, :-1])
+
+
 # ---------------------------------------------------------------------------------------------- renderer
 
 def test_shape_range_dtype_determinism() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import warnings
 import zipfile
@@ -189,6 +190,23 @@ class CLIPEncoder(nn.Module):
         _load_into(encoder.model, state_dict, path)
         return encoder
 
+    def with_image_size(self, image_size: int) -> "CLIPEncoder":
+        """A copy that reads ``image_size`` px images: every weight kept, the image tower's position embedding
+        (ViT: ``visual.positional_embedding``; ModifiedResNet: ``visual.attnpool.positional_embedding``, one row
+        per cell of the final feature grid after the class row) resampled bicubically to the new grid. For
+        fine-tuning a small CLIP at a higher resolution than it was trained at."""
+        config = dataclasses.replace(self.config, vision_cfg={**self.config.vision_cfg, "image_size": image_size})
+        with no_weight_init():
+            out = type(self)(config)
+        target = out.model.state_dict()
+        state = {}
+        for key, value in self.model.state_dict().items():
+            if key.endswith("positional_embedding") and key.startswith("visual.") and value.shape != target[key].shape:
+                value = _resample_grid_embedding(value, target[key].shape[0] - 1)
+            state[key] = value
+        out.model.load_state_dict(state)
+        return out.to(self.device).train(self.training)
+
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (no pickle), loadable by :meth:`from_pretrained`."""
         return save_pretrained(folder, self.config, self.model.state_dict(), kind=KIND)
@@ -265,6 +283,17 @@ class CLIPEncoder(nn.Module):
 
 
 @lru_cache(maxsize=4)
+def _resample_grid_embedding(pos: torch.Tensor, cells: int) -> torch.Tensor:
+    """``[1 + g², C]`` (a class row, then a g×g grid row by row) → ``[1 + cells, C]``, the grid resampled bicubically
+    (``cells`` must be a square)."""
+    g, n = math.isqrt(pos.shape[0] - 1), math.isqrt(cells)
+    if g * g != pos.shape[0] - 1 or n * n != cells:
+        raise CheckpointError(f"cannot resample a position embedding of {pos.shape[0]} rows to {cells + 1}")
+    grid = pos[1:].T.reshape(1, pos.shape[1], g, g).float()
+    grid = F.interpolate(grid, size=(n, n), mode="bicubic", align_corners=False)
+    return torch.cat([pos[:1], grid.reshape(pos.shape[1], n * n).T.to(pos.dtype)])
+
+
 def _tokenizer(context_length: int) -> SimpleTokenizer:
     """open_clip's OpenAI BPE tokenizer (vocabulary shipped with open_clip), shared by all encoders."""
     return SimpleTokenizer(context_length=context_length)

@@ -201,6 +201,37 @@ def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, resamples: i
     return mean, float(lo), float(hi)
 
 
+def change_alignment(change: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """How a video's change (last − first frame) follows a reference change of the same face: the cosine of the two
+    pixel differences (0 for a video that does not change) and the gain ⟨d, r⟩ / ‖r‖² (1 = as far along the
+    reference as the reference itself). Both nan when the reference does not change."""
+    d = torch.as_tensor(change).double().flatten()
+    r = torch.as_tensor(reference).double().flatten()
+    rr = float(r.square().sum())
+    if rr == 0.0:
+        return {"toon_ref_cos": NAN, "toon_ref_gain": NAN}
+    dot = float(d @ r)
+    dn = float(d.norm())
+    return {"toon_ref_cos": dot / (dn * math.sqrt(rr)) if dn > 0 else 0.0, "toon_ref_gain": dot / rr}
+
+
+@torch.no_grad()
+def toon_reference_change(G: Any, z: torch.Tensor, w_first: torch.Tensor, factor: str, target: float,
+                          truncation_psi: float = 1.0) -> torch.Tensor:
+    """The ToonFace generator's own drawing of a prompted change on one face, ``[3, H, W]``: the face of
+    ``w_first`` (W+ ``[num_ws, w_dim]``, made from the toonface latent ``z`` ``[Z]``) moved in W by
+    ψ·(mapping(z with ``factor`` = ``target``) − mapping(z)), minus the face itself."""
+    from faceanim.toon.latent import decode, encode
+
+    dev = w_first.device
+    p = decode(z.detach().float().cpu()[None])
+    z0, z1 = encode(p).to(dev), encode(p.replace(**{factor: target})).to(dev)
+    dw = truncation_psi * (G.mapping(z1) - G.mapping(z0))
+    ws = torch.stack([w_first, w_first + G.to_wplus(dw)[0]]).float()
+    x = G.synthesis(ws).float().clamp(-1, 1)
+    return (x[1] - x[0]).cpu()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # What the registered metrics read
 
@@ -215,6 +246,7 @@ class Video:
     method: str = ""                      # "ours", "styleclip", "mocogan", …
     face: int = 0                         # index of the source face
     key: str | None = None                # ToonFace prompt key (captions.PROMPT_TARGETS), for ground truth
+    source_z: torch.Tensor | None = None  # ToonFace: the toonface-sampler z ``[Z]`` of the source face
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # features shared between metrics
 
 
@@ -226,6 +258,8 @@ class MetricContext:
     template: str | None = None           # prompt template applied before CLIP text encoding
     identity: Any = None                  # IdentityFeatures (ACD, identity similarity)
     evaluator: Any = None                 # ToonEvaluator (ToonFace ground truth)
+    generator: Any = None                 # ToonFace generator (reference changes drawn by the generator itself)
+    truncation_psi: float = 1.0           # the ψ the source faces were made with
     fid_features: Any = None              # ImageFeatures for FID
     real_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (μ, Σ) of the real images' features
     margin: float = SUCCESS_MARGIN        # toon_success: minimal rise of the prompted factor
@@ -234,7 +268,7 @@ class MetricContext:
 
     def available(self) -> set[str]:
         have = {"clip": self.clip is not None, "identity": self.identity is not None,
-                "evaluator": self.evaluator is not None,
+                "evaluator": self.evaluator is not None, "generator": self.generator is not None,
                 "fid": self.fid_features is not None and self.real_stats is not None}
         return {k for k, v in have.items() if v}
 
@@ -313,6 +347,19 @@ def toon_truth(video: Video, ctx: MetricContext) -> dict[str, float]:
     with torch.no_grad():
         factors = ctx.evaluator.predict(video.frames)
     return toon_scores(factors, factor, target, margin=ctx.margin, level=ctx.level)
+
+
+@register_metric("toon_reference", requires=("generator",))
+def toon_reference(video: Video, ctx: MetricContext) -> dict[str, float]:
+    """ToonFace: the video's change against the generator's own drawing of the prompted change on the same face."""
+    if video.key is None or video.source_z is None:
+        return {}
+    from faceanim.toon.captions import PROMPT_TARGETS
+
+    factor, target = PROMPT_TARGETS[video.key]
+    w_first = torch.as_tensor(video.latents[0]).to(ctx.generator.w_avg.device)
+    ref = toon_reference_change(ctx.generator, video.source_z, w_first, factor, target, ctx.truncation_psi)
+    return change_alignment(video.frames[-1].float().cpu() - video.frames[0].float().cpu(), ref)
 
 
 @register_metric("fid", scope="set", requires=("fid",), lower_is_better=("fid",))

@@ -9,8 +9,8 @@ Two scopes, as in NVlabs' ``metrics/``:
   once (FID compares two distributions; it has no per-video value).
 
 ``requires`` names what a metric reads from the context (``"clip"``, ``"identity"``, ``"evaluator"``,
-``"fid"``); the evaluate command runs only the metrics whose requirements are present. No torch import here, so
-``faceanim --help`` stays fast.
+``"generator"``, ``"fid"``); the evaluate command runs only the metrics whose requirements are present. No torch
+import here, so ``faceanim --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 Scope = Literal["video", "set"]
-REQUIREMENTS = ("clip", "identity", "evaluator", "fid")
+REQUIREMENTS = ("clip", "identity", "evaluator", "generator", "fid")
 
 
 @dataclass(frozen=True)

@@ -318,7 +318,10 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
         notes.append(f"FID: {real_feats.shape[0]} real images ({real_label}) vs all frames of each method, "
                      f"{fid_features.name} features")
 
+    # ToonFace latents decode to renderer parameters: the generator itself can draw each prompted change
+    toon_latents = getattr(info, "z_sampler", "") == "toonface"
     ctx = MetricContext(clip=clip, template=pipeline.template, identity=identity, evaluator=evaluator,
+                        generator=G if toon_latents else None, truncation_psi=pipeline.truncation_psi,
                         fid_features=fid_features if real_stats is not None else None, real_stats=real_stats)
     metrics = {n: m for n, m in get_metrics().items() if set(m.requires) <= ctx.available()}
 
@@ -364,7 +367,8 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
                     t0 = time.perf_counter()
                     result = method(prompt.text, latent=w_s, num_frames=cfg.frames, generator=gen)
                     seconds = time.perf_counter() - t0
-                    video = Video(result.frames, result.latents, prompt.text, mname, i, prompt.key)
+                    z = pipeline.sample_z(1, G.z_dim, torch.Generator().manual_seed(seed))[0] if toon_latents else None
+                    video = Video(result.frames, result.latents, prompt.text, mname, i, prompt.key, source_z=z)
                     rec = {"method": mname, "prompt": prompt.text, "key": prompt.key, "face": i, "seed": seed,
                            "seconds": seconds}
                     for m in metrics.values():

@@ -36,10 +36,10 @@ from faceanim.errors import FaceanimError
 SUITES = Path(__file__).parent / "suites"  # packaged suite files, by name
 
 # Columns of the ablation table and the values the findings compare, in this order (when measured).
-ABLATION_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_identity_drift", "toon_off_target",
-                   "clip_gain", "acd", "latent_accel", "pixel_flicker")
-COMPARISON_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_identity_drift", "toon_off_target",
-                     "clip_last", "clip_gain", "acd", "id_similarity", "latent_accel", "pixel_flicker", "latent_step",
+ABLATION_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_ref_cos", "toon_identity_drift",
+                   "toon_off_target", "clip_gain", "acd", "latent_accel", "pixel_flicker")
+COMPARISON_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_ref_cos", "toon_identity_drift",
+                     "toon_off_target", "clip_last", "clip_gain", "acd", "id_similarity", "latent_accel", "pixel_flicker", "latent_step",
                      "seconds")
 LOWER_IS_BETTER = {"toon_identity_drift", "toon_off_target", "acd", "latent_accel", "pixel_flicker", "seconds",
                    "id_distance", "fid"}
@@ -47,6 +47,7 @@ LABELS = {
     "toon_success": "ground truth: prompted factor reached",
     "toon_level": "ground truth: level reached (share of target)",
     "toon_spearman": "ground truth: monotone rise (Spearman ρ)",
+    "toon_ref_cos": "ground truth: change like the generator's own (cosine)",
     "toon_identity_drift": "ground truth: identity drift",
     "toon_off_target": "ground truth: other factors changed",
     "clip_last": "CLIP text–last frame cosine",

@@ -369,8 +369,9 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
     torch.manual_seed(seed)
     if init_from:
         clip = CLIPEncoder.from_pretrained(init_from)
-        if clip.image_size != image_size:
-            raise click.UsageError(f"--init-from CLIP reads {clip.image_size} px images, --image-size is {image_size}")
+        if clip.image_size != image_size:  # same weights, the image tower's position embedding resampled
+            click.echo(f"--init-from CLIP reads {clip.image_size} px images: resized to {image_size} px")
+            clip = clip.with_image_size(image_size)
     else:
         clip = CLIPEncoder.from_config(toon_clip_config(image_size))
     if generator_mix > 0 and not generator_dir:

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from faceanim.toon.factors import FACTORS, SLICES, ToonParams
+from faceanim.toon.factors import FACTORS, PARAM_DIM, SLICES, ToonParams
 
 PERIODIC = frozenset({"hair_hue", "shirt_hue", "bg_hue"})
 Z_DIM = sum(f.dim if f.kind == "onehot" else 2 for f in FACTORS)
@@ -39,3 +39,28 @@ def sample_identity_z(n: int, z_dim: int, generator: torch.Generator) -> torch.T
     if z_dim != Z_DIM:
         raise ValueError(f"the ToonFace latent has {Z_DIM} entries, the generator expects {z_dim}")
     return encode(ToonParams.sample(n, generator=generator))
+
+
+def decode(z: torch.Tensor) -> ToonParams:
+    """Inverse of :func:`encode`: generator inputs z ``[B, Z_DIM]`` → parameter vectors (each scalar factor read
+    back from its angle with atan2, one-hot blocks copied)."""
+    z = torch.as_tensor(z, dtype=torch.float32)
+    if z.ndim != 2 or z.shape[1] != Z_DIM:
+        raise ValueError(f"decode expects z of shape [B, {Z_DIM}], got {tuple(z.shape)}")
+    v = torch.zeros(z.shape[0], PARAM_DIM)
+    i = 0
+    for f in FACTORS:
+        if f.kind == "onehot":
+            v[:, SLICES[f.name]] = z[:, i:i + f.dim]
+            i += f.dim
+            continue
+        theta = torch.atan2(z[:, i + 1], z[:, i])
+        i += 2
+        if f.name in PERIODIC:
+            x = (theta / (2 * math.pi)) % 1.0
+        else:
+            x = (theta / (math.pi / 2)).clamp(0.0, 1.0)
+            if f.kind == "signed":
+                x = 2 * x - 1
+        v[:, SLICES[f.name].start] = x
+    return ToonParams(v)
