@@ -330,3 +330,22 @@ def _umask() -> int:
     mask = os.umask(0o22)
     os.umask(mask)
     return mask
+
+
+def test_weights_checkpoints_and_latents_get_the_usual_file_mode(tmp_path):
+    """safetensors ≥ 0.7 writes files 0600: every file faceanim saves must be readable as a plain open() makes it."""
+    from faceanim.models.stylegan2 import Generator, GeneratorConfig
+    from faceanim.outputs import save_latents
+    from faceanim.training.checkpoint import save_checkpoint
+
+    G = Generator(GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8,
+                                  mapping_layers=1))
+    opt = torch.optim.Adam(G.parameters())
+    G(torch.zeros(1, 8)).sum().backward()
+    opt.step()
+    written = [G.save_pretrained(tmp_path / "gen") / "model.safetensors",
+               save_checkpoint(tmp_path / "ck", G, opt, step=1) / "model.safetensors",
+               tmp_path / "ck" / "optimizer.safetensors",
+               save_latents(torch.zeros(3, G.num_ws, G.w_dim), tmp_path / "codes.safetensors")]
+    for path in written:
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~_umask(), path

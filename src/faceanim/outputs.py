@@ -35,7 +35,7 @@ import torch
 
 from faceanim.errors import FaceanimError
 from faceanim.utils.images import to_uint8
-from faceanim.utils.io import atomic_dir, atomic_path
+from faceanim.utils.io import atomic_dir, atomic_path, save_safetensors
 
 __all__ = ["VIDEO_OUTPUTS", "FOLDER", "as_uint8_video", "check_output_path", "load_latents_file",
            "load_latents_metadata", "output_kind", "save_latents", "write_animation", "write_grid_video"]
@@ -451,10 +451,8 @@ def save_latents(latents: torch.Tensor, path: str | os.PathLike, metadata: Mappi
         raise ValueError(f"latents must be [T, num_ws, w_dim] (or [N, T, …] / [num_ws, w_dim]), got {list(x.shape)}")
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["format"] = LATENTS_FORMAT
-    from safetensors.torch import save_file
-
     with atomic_path(path) as tmp:
-        save_file({LATENTS_KEY: x}, str(tmp), metadata=meta)
+        save_safetensors({LATENTS_KEY: x}, tmp, metadata=meta)
     return Path(path)
 
 

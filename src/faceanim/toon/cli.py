@@ -429,12 +429,14 @@ def _fp16_copy(src: Path, dst: Path) -> None:
     """Copy a native model folder with its float weights stored as float16 (loaders cast back to float32)."""
     import shutil
 
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from faceanim.utils.io import save_safetensors
 
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors"))
     for f in src.rglob("*.safetensors"):
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(f)).items()}
-        save_file(state, str(dst / f.relative_to(src)))
+        save_safetensors(state, dst / f.relative_to(src))
 
 
 @toon.command("build-bundle")

@@ -39,12 +39,13 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 def save_checkpoint(folder: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     step: int, extra: dict | None = None) -> Path:
-    from safetensors.torch import save_file
+    from faceanim.utils.io import save_safetensors
 
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     with atomic_dir(folder) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                         tmp / "model.safetensors")
+        save_safetensors(opt_tensors, tmp / "optimizer.safetensors")
         (tmp / "state.json").write_text(json.dumps({"step": step, "optimizer": opt_meta, **(extra or {})}, indent=1))
     return Path(folder)
 

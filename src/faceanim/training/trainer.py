@@ -161,10 +161,10 @@ class Trainer:
         if bar is not None:
             bar.close()
         if self.cfg.save_rank_weights:
-            from safetensors.torch import save_file
+            from faceanim.utils.io import save_safetensors
 
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.animator.state_dict().items()},
-                      str(self.run_dir / f"final_rank{self.dist.rank}.safetensors"))
+            save_safetensors({k: v.detach().cpu().contiguous() for k, v in self.animator.state_dict().items()},
+                             self.run_dir / f"final_rank{self.dist.rank}.safetensors")
         if self.dist.is_main:
             self.animator.eval()
             self.animator.save_pretrained(self.run_dir / "motion_model")

@@ -89,16 +89,24 @@ def config_to_dict(config: Any) -> dict:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
 
-def save_pretrained(folder: str | os.PathLike, config: Any, state_dict: dict[str, torch.Tensor], kind: str) -> Path:
-    """Write ``config.json`` (with a ``kind`` tag) and ``model.safetensors`` into ``folder`` atomically."""
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                     metadata: dict[str, str] | None = None) -> None:
+    """``safetensors.torch.save_file`` with the file mode a plain open() would give (safetensors ≥ 0.7 writes 0600,
+    which would make saved models and latents unreadable to other users)."""
     from safetensors.torch import save_file
 
+    save_file(tensors, str(path), metadata=metadata)
+    _usual_mode(Path(path))
+
+
+def save_pretrained(folder: str | os.PathLike, config: Any, state_dict: dict[str, torch.Tensor], kind: str) -> Path:
+    """Write ``config.json`` (with a ``kind`` tag) and ``model.safetensors`` into ``folder`` atomically."""
     folder = Path(folder)
     payload = {"kind": kind, **config_to_dict(config)}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     with atomic_dir(folder) as tmp:
         (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"kind": kind})
+        save_safetensors(tensors, tmp / WEIGHTS_NAME, metadata={"kind": kind})
     return folder
 
 
