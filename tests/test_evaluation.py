@@ -17,7 +17,8 @@ from faceanim.errors import CheckpointError, FaceanimError
 from faceanim.evaluation import METRICS, register_metric
 from faceanim.evaluation.baselines import Ours, RandomMotion, StyleCLIPConfig, StyleCLIPInterpolation
 from faceanim.evaluation.metrics import (MetricContext, Video, average_content_distance, bootstrap_ci,
-                                         change_alignment, content_distance, feature_stats, frechet_distance, latent_acceleration,
+                                         change_alignment, content_distance, feature_stats, frechet_distance,
+                                         latent_acceleration,
                                          latent_step, nondecreasing_fraction, pixel_flicker, spearman_rho,
                                          toon_scores)
 from faceanim.toon.factors import FACTORS, PARAM_DIM, SLICES

@@ -223,10 +223,9 @@ def toon_reference_change(G: Any, z: torch.Tensor, w_first: torch.Tensor, factor
     ψ·(mapping(z with ``factor`` = ``target``) − mapping(z)), minus the face itself."""
     from faceanim.toon.latent import decode, encode
 
-    dev = w_first.device
-    p = decode(z.detach().float().cpu()[None])
-    z0, z1 = encode(p).to(dev), encode(p.replace(**{factor: target})).to(dev)
-    dw = truncation_psi * (G.mapping(z1) - G.mapping(z0))
+    z0 = z.detach().float().reshape(1, -1)
+    z1 = encode(decode(z0.cpu()).replace(**{factor: target})).to(w_first.device)
+    dw = truncation_psi * (G.mapping(z1) - G.mapping(z0.to(w_first.device)))
     ws = torch.stack([w_first, w_first + G.to_wplus(dw)[0]]).float()
     x = G.synthesis(ws).float().clamp(-1, 1)
     return (x[1] - x[0]).cpu()

@@ -327,6 +327,9 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
 
     # -- methods ------------------------------------------------------------------------------------------------
     seeds = [cfg.seed + i for i in range(cfg.faces)]
+    # the toonface latent of each source face (as latent_from_seed draws it), for the toon_reference metric
+    source_z = ({s: pipeline.sample_z(1, G.z_dim, torch.Generator().manual_seed(s))[0] for s in seeds}
+                if toon_latents else {})
     methods: dict[str, Any] = {}
     step_size = None
     for name in cfg.methods:
@@ -367,8 +370,8 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
                     t0 = time.perf_counter()
                     result = method(prompt.text, latent=w_s, num_frames=cfg.frames, generator=gen)
                     seconds = time.perf_counter() - t0
-                    z = pipeline.sample_z(1, G.z_dim, torch.Generator().manual_seed(seed))[0] if toon_latents else None
-                    video = Video(result.frames, result.latents, prompt.text, mname, i, prompt.key, source_z=z)
+                    video = Video(result.frames, result.latents, prompt.text, mname, i, prompt.key,
+                                  source_z=source_z.get(seed))
                     rec = {"method": mname, "prompt": prompt.text, "key": prompt.key, "face": i, "seed": seed,
                            "seconds": seconds}
                     for m in metrics.values():

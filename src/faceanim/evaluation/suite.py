@@ -39,8 +39,8 @@ SUITES = Path(__file__).parent / "suites"  # packaged suite files, by name
 ABLATION_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_ref_cos", "toon_identity_drift",
                    "toon_off_target", "clip_gain", "acd", "latent_accel", "pixel_flicker")
 COMPARISON_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_ref_cos", "toon_identity_drift",
-                     "toon_off_target", "clip_last", "clip_gain", "acd", "id_similarity", "latent_accel", "pixel_flicker", "latent_step",
-                     "seconds")
+                     "toon_off_target", "clip_last", "clip_gain", "acd", "id_similarity", "latent_accel",
+                     "pixel_flicker", "latent_step", "seconds")
 LOWER_IS_BETTER = {"toon_identity_drift", "toon_off_target", "acd", "latent_accel", "pixel_flicker", "seconds",
                    "id_distance", "fid"}
 LABELS = {

@@ -18,6 +18,11 @@ PERIODIC = frozenset({"hair_hue", "shirt_hue", "bg_hue"})
 Z_DIM = sum(f.dim if f.kind == "onehot" else 2 for f in FACTORS)
 
 
+def _turn(name: str) -> float:
+    """The angle a scalar factor spans on its circle: a full turn for hues, a quarter turn otherwise."""
+    return 2 * math.pi if name in PERIODIC else math.pi / 2
+
+
 def encode(params: ToonParams | torch.Tensor) -> torch.Tensor:
     """Parameter vectors ``[B, P]`` → generator inputs z ``[B, Z_DIM]``."""
     v = params.vector if isinstance(params, ToonParams) else torch.as_tensor(params, dtype=torch.float32)
@@ -29,7 +34,7 @@ def encode(params: ToonParams | torch.Tensor) -> torch.Tensor:
             continue
         if f.kind == "signed":
             x = (x + 1) / 2
-        theta = (2 * math.pi if f.name in PERIODIC else math.pi / 2) * x
+        theta = _turn(f.name) * x
         parts += [torch.cos(theta), torch.sin(theta)]
     return torch.cat(parts, dim=1)
 
@@ -54,12 +59,12 @@ def decode(z: torch.Tensor) -> ToonParams:
             v[:, SLICES[f.name]] = z[:, i:i + f.dim]
             i += f.dim
             continue
-        theta = torch.atan2(z[:, i + 1], z[:, i])
+        x = torch.atan2(z[:, i + 1], z[:, i]) / _turn(f.name)
         i += 2
         if f.name in PERIODIC:
-            x = (theta / (2 * math.pi)) % 1.0
+            x = x % 1.0
         else:
-            x = (theta / (math.pi / 2)).clamp(0.0, 1.0)
+            x = x.clamp(0.0, 1.0)
             if f.kind == "signed":
                 x = 2 * x - 1
         v[:, SLICES[f.name].start] = x
