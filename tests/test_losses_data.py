@@ -11,7 +11,8 @@ from PIL import Image
 from faceanim.data import ImageLatentDataset, StepBatchSampler, load_prompts
 from faceanim.encoders.clip import CLIPEncoder
 from faceanim.errors import FaceanimError
-from faceanim.losses import AnimationLoss, ContrastiveLoss, LossWeights, LPIPSLoss, PathRegularization, WRegularization
+from faceanim.losses import AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss, PathRegularization, WRegularization
+from faceanim.losses.contrastive import random_views
 
 from tiny_models import CLIP_VIT
 
@@ -43,6 +44,69 @@ def test_contrastive_is_infonce_on_last_frames():
     with pytest.raises(ValueError, match="non-repeating"):
         loss(frames, ["a", "a", "b"])
     assert not any(p.requires_grad for p in clip.parameters())
+
+
+def test_random_views_shift_and_zoom_like_a_direct_resampling():
+    img = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(random_views(img, 3, 0.0, 0.0), img.repeat(3, 1, 1, 1), atol=1e-5)
+    g = torch.Generator().manual_seed(3)
+    out = random_views(img, 2, 0.1, 0.2, g)
+    # independent reference: the same draws, each view resampled by hand with bilinear interpolation
+    u = torch.rand(4, 3, generator=torch.Generator().manual_seed(3))
+    zoom, dx, dy = 1 + 0.2 * (2 * u[:, 0] - 1), 0.1 * 2 * (2 * u[:, 1] - 1), 0.1 * 2 * (2 * u[:, 2] - 1)
+    centres = (torch.arange(16) + 0.5) / 16 * 2 - 1  # pixel centres in [-1, 1]
+    for k in range(4):
+        src = img[k % 2]
+        px = ((centres / zoom[k] + dx[k] + 1) * 16 - 1) / 2  # source pixel coordinates
+        py = ((centres / zoom[k] + dy[k] + 1) * 16 - 1) / 2
+        px, py = px.clamp(0, 15), py.clamp(0, 15)            # border padding
+        x0, y0 = px.floor().long(), py.floor().long()
+        x1, y1 = (x0 + 1).clamp(max=15), (y0 + 1).clamp(max=15)
+        fx, fy = px - x0, py - y0
+        top = src[:, y0][:, :, x0] * (1 - fx) + src[:, y0][:, :, x1] * fx
+        bottom = src[:, y1][:, :, x0] * (1 - fx) + src[:, y1][:, :, x1] * fx
+        ref = top * (1 - fy[:, None]) + bottom * fy[:, None]
+        assert torch.allclose(out[k], ref, atol=1e-5)
+
+
+def test_contrastive_with_views_averages_infonce_over_the_views():
+    torch.manual_seed(0)
+    clip = CLIPEncoder.from_config(CLIP_VIT)
+    loss = ContrastiveLoss(clip, template="The person is {}.", views=3)
+    frames, prompts = torch.rand(2, 3, 16, 16) * 2 - 1, ["smiling", "crying"]
+    got = loss(frames, prompts, generator=torch.Generator().manual_seed(5))
+    views = random_views(frames, 3, loss.view_shift, loss.view_scale, torch.Generator().manual_seed(5))
+    t = clip.encode_text(prompts, template="The person is {}.")
+    expect = 0.0
+    for k in range(3):
+        logits = clip.encode_image(views[2 * k:2 * k + 2]) @ t.t() / 0.07
+        expect += -sum(torch.log_softmax(logits[i], 0)[i] for i in range(2)) / 2 / 3
+    assert got.item() == pytest.approx(expect.item(), rel=1e-4)
+    again = loss(frames, prompts, generator=torch.Generator().manual_seed(5))
+    assert got.item() == again.item()  # the views are a function of the generator
+    assert loss(frames, prompts, generator=torch.Generator().manual_seed(6)).item() != got.item()
+
+
+def test_directional_is_one_minus_cosine_of_image_and_text_changes():
+    torch.manual_seed(0)
+    clip = CLIPEncoder.from_config(CLIP_VIT)
+    cont = ContrastiveLoss(clip, template="The person is {}.")
+    term = DirectionalLoss(cont, neutral="calm")
+    first, last = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    prompts = ["smiling", "crying"]
+    dv = clip.encode_image(last) - clip.encode_image(first)
+    t = clip.encode_text(prompts + ["calm"], template="The person is {}.")
+    dt = t[:2] - t[2:]
+    expect = 1 - ((dv * dt).sum(1) / (dv.norm(dim=1) * dt.norm(dim=1))).mean()
+    assert term(first, last, prompts).item() == pytest.approx(expect.item(), rel=1e-4)
+    assert term(first, first, prompts).item() == pytest.approx(1.0)  # no change: no alignment, finite
+    loss = AnimationLoss(LossWeights(contrastive=0.5, lpips=0.0, directional=1.0), cont, directional=term)
+    assert loss.pixel_frames(4) == [0, 3] and "directional" in loss.active
+    ws = torch.randn(2, 4, 3, 8, requires_grad=True)
+    total, terms = loss(ws, ws[:, 0].detach(), {0: first, 3: last}, prompts)
+    assert terms["directional"].item() == pytest.approx(expect.item(), rel=1e-4)
+    with pytest.raises(ValueError, match="directional"):
+        AnimationLoss(LossWeights(directional=1.0), cont)
 
 
 def test_lpips_without_backbone_is_disabled_with_a_reason(tmp_path, monkeypatch):

@@ -155,3 +155,29 @@ def test_expression_weights_mark_the_animated_pixels_and_weight_the_loss(tmp_pat
     ev = tr.evaluate()
     mse_top = (G(zz).clamp(-1, 1) - target)[:, :, :4].square().mean()
     assert ev["psnr_changed"] == pytest.approx(float(10 * torch.log10(4 / mse_top)), abs=0.05)
+
+
+def test_same_face_groups_are_one_identity_with_four_confusable_keys():
+    import random
+
+    import torch
+    from faceanim.toon.captions import VOCABULARY
+    from faceanim.toon.cli import CONFUSABLE, _same_face_groups
+
+    def key_of(text: str) -> str:
+        phrase = text.split(" is ", 1)[1]
+        return next(k for k, v in VOCABULARY.items() if phrase in (v["train"].pred or v["train"].with_))
+
+    from faceanim.toon.renderer import render
+
+    params, texts = _same_face_groups(4, torch.Generator().manual_seed(0), random.Random(0))
+    images = render(params, size=32)
+    assert images.shape == (16, 3, 32, 32) and len(texts) == 16
+    pairs = {frozenset(p) for p in CONFUSABLE}
+    for j in range(4):
+        group = images[4 * j:4 * j + 4]
+        corner = group[:, :, :3, :3]
+        assert torch.equal(corner, corner[:1].expand_as(corner))  # one background: one identity
+        assert all(not torch.equal(group[a], group[b]) for a in range(4) for b in range(a + 1, 4))
+        keys = [key_of(t) for t in texts[4 * j:4 * j + 4]]
+        assert len(set(keys)) == 4 and frozenset(keys[:2]) in pairs and frozenset(keys[2:]) in pairs

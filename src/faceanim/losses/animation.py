@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from faceanim.losses.contrastive import ContrastiveLoss
+from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
 from faceanim.losses.regularization import PathRegularization, WRegularization
 
@@ -20,26 +21,33 @@ class LossWeights:
     path_reg: float = 1.0
     contrastive: float = 0.5
     lpips: float = 1.0
+    directional: float = 0.0  # beyond the paper (0: off): losses.directional.DirectionalLoss
 
 
 class AnimationLoss(nn.Module):
-    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips.
+    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips (+ λ_dir L_dir, beyond the
+    paper, off by default).
 
-    ``pixel_frames(T)`` says which frames must be rendered: the last one for the contrastive term and the
-    first one for LPIPS; the latent terms read no pixels, so the trainer runs the generator only on those.
+    ``pixel_frames(T)`` says which frames must be rendered: the last one for the contrastive term, the first
+    one for LPIPS, both for the directional term; the latent terms read no pixels, so the trainer runs the
+    generator only on those.
     ``forward`` returns the weighted total and the unweighted terms (only those with non-zero weight).
     """
 
     def __init__(self, weights: LossWeights, contrastive: ContrastiveLoss | None = None,
-                 lpips: LPIPSLoss | None = None, path_order: int = 2, reduction: str = "mean"):
+                 lpips: LPIPSLoss | None = None, path_order: int = 2, reduction: str = "mean",
+                 directional: DirectionalLoss | None = None):
         super().__init__()
         self.weights = weights
         self.w_reg = WRegularization(reduction)
         self.path_reg = PathRegularization(path_order, reduction)
         self.contrastive = contrastive
         self.lpips = lpips
+        self.directional = directional
         if weights.contrastive and contrastive is None:
             raise ValueError("a non-zero contrastive weight needs a ContrastiveLoss (the loss CLIP)")
+        if weights.directional and directional is None:
+            raise ValueError("a non-zero directional weight needs a DirectionalLoss")
 
     @property
     def active(self) -> dict[str, float]:
@@ -48,6 +56,8 @@ class AnimationLoss(nn.Module):
         terms = {"w_reg": w.w_reg, "path_reg": w.path_reg, "contrastive": w.contrastive}
         if w.lpips and self.lpips is not None and self.lpips.available:
             terms["lpips"] = w.lpips
+        if w.directional:
+            terms["directional"] = w.directional
         return {k: v for k, v in terms.items() if v}
 
     def pixel_frames(self, num_frames: int) -> list[int]:
@@ -56,12 +66,16 @@ class AnimationLoss(nn.Module):
             frames.add(num_frames - 1)
         if "lpips" in self.active:
             frames.add(0)
+        if "directional" in self.active:
+            frames.update((0, num_frames - 1))
         return sorted(frames)
 
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, frames: dict[int, torch.Tensor], prompts: list[str],
-                source: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                source: torch.Tensor | None = None, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """ws ``[B, T, num_ws, w_dim]``; w_s ``[B, num_ws, w_dim]``; frames: index → ``[B, 3, H, W]`` for the
-        indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS)."""
+        indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS);
+        ``generator``: draws the contrastive term's random views, if it uses any."""
         active = self.active
         T = ws.shape[1]
         terms: dict[str, torch.Tensor] = {}
@@ -70,10 +84,12 @@ class AnimationLoss(nn.Module):
         if "path_reg" in active:
             terms["path_reg"] = self.path_reg(ws)
         if "contrastive" in active:
-            terms["contrastive"] = self.contrastive(frames[T - 1], prompts)
+            terms["contrastive"] = self.contrastive(frames[T - 1], prompts, generator=generator)
         if "lpips" in active:
             if source is None:
                 raise ValueError("LPIPS needs the source image")
             terms["lpips"] = self.lpips(frames[0], source)
+        if "directional" in active:
+            terms["directional"] = self.directional(frames[0], frames[T - 1], prompts)
         total = sum(active[k] * v for k, v in terms.items())
         return total, terms

@@ -1,4 +1,4 @@
-"""Contrastive text–video loss of section III-E (eq. 11)."""
+"""Contrastive text–video loss of section III-E (eq. 11), optionally on randomly shifted and scaled views."""
 
 from __future__ import annotations
 
@@ -9,18 +9,41 @@ from torch import nn
 from faceanim.encoders.clip import CLIPEncoder
 
 
+def random_views(images: torch.Tensor, views: int, shift: float, scale: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """``views`` differentiable random affine views of each image: ``[n, 3, H, W]`` → ``[views·n, 3, H, W]``
+    (view-major). Each view is zoomed by a factor in [1 − scale, 1 + scale] and shifted by up to ``shift`` of the
+    image size on each axis (border pixels repeat). No flips: left and right carry meaning (gaze, head tilt)."""
+    n = images.shape[0]
+    u = torch.rand(views * n, 3, generator=generator).to(images)
+    zoom = 1 + scale * (2 * u[:, 0] - 1)
+    theta = torch.zeros(views * n, 2, 3, dtype=images.dtype, device=images.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
+    theta[:, 0, 2] = shift * 2 * (2 * u[:, 1] - 1)  # affine_grid's units: the image spans [-1, 1]
+    theta[:, 1, 2] = shift * 2 * (2 * u[:, 2] - 1)
+    x = images.repeat(views, 1, 1, 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 class ContrastiveLoss(nn.Module):
     """L_cont(V, T) = −Σᵢ log softmax_j(vⁱ·tʲ / τ)ᵢ (eq. 11), τ = 0.07.
 
     V are the loss-CLIP image embeddings of the **last** frames of the n videos of a batch, T the loss-CLIP
     text embeddings of their n (non-repeating) prompts. The loss CLIP is frozen and separate from the
     conditioning CLIP (the official code: ViT-B/32 here, RN50 there). Averaged over the batch.
+
+    Beyond the paper, ``views`` > 0 averages the loss over that many random shifted/zoomed views of each frame
+    (:func:`random_views`), as CLIP-guided image optimization commonly does: a small CLIP is easily satisfied by
+    pixel changes that are not the named expression, and such changes rarely survive a shift.
     """
 
-    def __init__(self, clip: CLIPEncoder, temperature: float = 0.07, template: str | None = None):
+    def __init__(self, clip: CLIPEncoder, temperature: float = 0.07, template: str | None = None,
+                 views: int = 0, view_shift: float = 0.06, view_scale: float = 0.08):
         super().__init__()
         self.clip = clip.eval().requires_grad_(False)
         self.temperature, self.template = temperature, template
+        self.views, self.view_shift, self.view_scale = views, view_shift, view_scale
         self._text_cache: dict[str, torch.Tensor] = {}
 
     def text_embeddings(self, prompts: list[str]) -> torch.Tensor:
@@ -35,11 +58,17 @@ class ContrastiveLoss(nn.Module):
                     self._text_cache[p] = self.clip.encode_text([p], template=self.template)[0]
         return torch.stack([self._text_cache[p] for p in prompts])
 
-    def forward(self, last_frames: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-        """last_frames ``[n, 3, H, W]`` in [-1, 1]; prompts: n distinct strings."""
+    def forward(self, last_frames: torch.Tensor, prompts: list[str],
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """last_frames ``[n, 3, H, W]`` in [-1, 1]; prompts: n distinct strings; ``generator`` draws the views."""
         if len(set(prompts)) != len(prompts):
             raise ValueError("contrastive loss needs non-repeating prompts within a batch")
-        v = self.clip.encode_image(last_frames)
+        n = len(prompts)
+        x = last_frames
+        if self.views:
+            x = random_views(last_frames, self.views, self.view_shift, self.view_scale, generator)
+        v = self.clip.encode_image(x)
         t = self.text_embeddings(prompts).to(v)
         logits = v @ t.t() / self.temperature
-        return F.cross_entropy(logits, torch.arange(len(prompts), device=v.device))
+        target = torch.arange(n, device=v.device).repeat(x.shape[0] // n)
+        return F.cross_entropy(logits, target)

@@ -182,8 +182,42 @@ def _drawn_levels(G, evaluator: str, per_key: int) -> dict:
     return out
 
 
+CONFUSABLE = (("gaze_left", "gaze_right"), ("pout", "surprise"), ("angry", "sad"), ("smile", "laugh"),
+              ("blush", "neutral"), ("eyes_closed", "wink"), ("tilt_left", "tilt_right"), ("grey_hair", "age"),
+              ("cry", "sad"), ("gaze_left", "neutral"), ("gaze_right", "neutral"), ("pout", "smile"))
+
+
+def _same_face_groups(groups: int, g, rng):
+    """Parameters of ``4 · groups`` faces + short captions: each group is one neutral identity four times, with
+    the keys of two pairs from ``CONFUSABLE`` (looking left / looking right, pouting / surprised, …) at intensity
+    U(0.7, 1). Within a group only the expression differs, so the contrastive loss can only tell the four apart
+    by it: hard negatives for the keys a CLIP otherwise reads as noise. ``g``: a torch.Generator; ``rng``: a
+    random.Random for the wording. Returns (ToonParams, captions)."""
+    import torch
+
+    from faceanim.toon.captions import NOUNS, PROMPT_TARGETS, prompt
+    from faceanim.toon.factors import SLICES, ToonParams
+
+    params, texts = ToonParams(ToonParams.sample(groups, generator=g).vector.repeat_interleave(4, 0)), []
+    level = 0.7 + 0.3 * torch.rand(4 * groups, generator=g)
+    for j in range(groups):
+        order = torch.randperm(len(CONFUSABLE), generator=g).tolist()
+        first = CONFUSABLE[order[0]]
+        second = next(CONFUSABLE[i] for i in order[1:] if not set(CONFUSABLE[i]) & set(first))
+        female = float(params["lashes"][4 * j]) >= 0.5
+        for k, key in enumerate(first + second):  # four distinct keys
+            row = 4 * j + k
+            if key != "neutral":
+                factor, value = PROMPT_TARGETS[key]
+                params.vector[row, SLICES[factor].start] = value * float(level[row])
+            noun = rng.choice(NOUNS["female" if female else "male"] + NOUNS["any"])
+            texts.append(f"The cartoon {noun} is {prompt(key, rng, 'train')}")
+    return params, texts
+
+
 def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: int = 32, blur: float = 0.0,
-                generator_mix: float = 0.0, generator_dir: str | None = None, generator_pool: int = 0):
+                generator_mix: float = 0.0, generator_dir: str | None = None, generator_pool: int = 0,
+                same_face: float = 0.0):
     """Renders + captions. A share ``short_captions`` of the captions names only the strongest expression
     ("The cartoon girl is winking"), which concentrates the contrastive signal on what the motion model needs;
     so does any caption too long for the text context (instead of truncating it mid-phrase). A share ``blur`` of
@@ -192,7 +226,9 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
     the images is drawn by the ToonFace generator in ``generator_dir`` from the same parameters (captioned alike),
     so that the CLIP reads what that generator actually draws; the folder is re-read when it changes, so a
     generator still in training can be exported into it. With ``generator_pool`` > 0 the generator draws that many
-    faces once (a fixed seed) and the batches' generator share is picked from them (≈3× cheaper per step)."""
+    faces once (a fixed seed) and the batches' generator share is picked from them (≈3× cheaper per step). A share
+    ``same_face`` of each batch is made of same-identity groups of four (:func:`_same_face_groups`), the share
+    ``generator_mix`` of those groups drawn by the generator (from a pool of ``generator_pool // 4`` groups)."""
     import torch
     import random
 
@@ -230,7 +266,48 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
                                                             antialias=True, align_corners=False))
         cache["pool"] = (params.vector, torch.cat(imgs))
 
+    def draw_downsized(z):
+        with torch.no_grad():
+            fake = generator()(z).clamp(-1, 1)
+        return torch.nn.functional.interpolate(fake, size=(image_size, image_size), mode="bilinear",
+                                               antialias=True, align_corners=False)
+
+    def same_face_pool():
+        """Generator drawings of ``generator_pool // 4`` same-face groups, drawn once (a fixed seed)."""
+        if "groups" not in cache:
+            from faceanim.toon.latent import encode
+
+            pool_g = torch.Generator().manual_seed(EVAL_SEED - 2)
+            params, texts = _same_face_groups(generator_pool // 4, pool_g, random.Random(EVAL_SEED - 2))
+            z = encode(params)
+            cache["groups"] = (torch.cat([draw_downsized(z[i:i + 64]) for i in range(0, len(z), 64)]), texts)
+        return cache["groups"]
+
     def pairs(n: int, g: torch.Generator):
+        groups = int(n * same_face) // 4
+        if not groups:
+            return mixed_pairs(n, g)
+        images, texts = mixed_pairs(n - 4 * groups, g)
+        # the generator's share of the groups comes from its pool (or is drawn now), the rest is rendered
+        drawn = int(round(groups * generator_mix)) if generator_mix > 0 else 0
+        params, group_texts = _same_face_groups(groups - drawn, g, random.Random(int(
+            torch.randint(0, 2**31 - 1, (1,), generator=g))))
+        parts, all_texts = [images, draw(params, size=image_size)], texts + group_texts
+        if drawn and generator_pool >= 4:
+            pool_images, pool_texts = same_face_pool()
+            for j in torch.randint(0, len(pool_texts) // 4, (drawn,), generator=g).tolist():
+                parts.append(pool_images[4 * j:4 * j + 4])
+                all_texts += pool_texts[4 * j:4 * j + 4]
+        elif drawn:
+            from faceanim.toon.latent import encode
+
+            params, more = _same_face_groups(drawn, g, random.Random(int(torch.randint(0, 2**31 - 1, (1,),
+                                                                                             generator=g))))
+            parts.append(draw_downsized(encode(params)))
+            all_texts += more
+        return torch.cat(parts), all_texts
+
+    def mixed_pairs(n: int, g: torch.Generator):
         p = ToonParams.sample(n, generator=g, expressions=True, attributes=True)  # clear expressions (≥ 0.3)
         pooled = None
         if generator_pool > 0 and generator_mix > 0:
@@ -356,9 +433,11 @@ def eval_clip(clip_dir: str, generator: str | None, per_key: int) -> None:
               help="Draw this many generator faces once and sample the --generator-mix share from them (0: draw per batch).")
 @click.option("--init-from", default=None, type=click.Path(exists=True, file_okay=False),
               help="Start from the weights of a trained CLIP folder (a new run: fresh optimizer and schedule).")
+@click.option("--same-face", default=0.0, show_default=True,
+              help="Share of each batch made of one identity drawn with four confusable expressions (hard negatives).")
 def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int, seed: int, resume: bool,
                eval_per_key: int, short_captions: float, blur: float, generator_mix: float, generator_dir: str | None,
-               generator_pool: int, init_from: str | None) -> None:
+               generator_pool: int, init_from: str | None, same_face: float) -> None:
     """Train the small ToonFace CLIP contrastively on renders + generated captions."""
     import torch
     from faceanim.encoders.clip import CLIPEncoder
@@ -377,8 +456,10 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
     if generator_mix > 0 and not generator_dir:
         raise click.UsageError("--generator-mix needs --generator")
     cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    if not 0.0 <= same_face <= 1.0:
+        raise click.UsageError("--same-face is a share in [0, 1]")
     pairs = _clip_pairs(image_size, short_captions, clip.context_length, blur, generator_mix, generator_dir,
-                        generator_pool)
+                        generator_pool, same_face)
     trainer = ClipTrainer(clip, pairs, cfg, out,
                           evaluate=lambda c: {k: v["top1_mean"] for k, v in zero_shot_eval(c, per_key=12).items()})
     if resume:

@@ -63,7 +63,7 @@ def load_clip(spec, cache_dir: str | None):
 def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
     from faceanim.convert import load_generator
     from faceanim.data import ImageLatentDataset, SampledLatents, StepBatchSampler, load_prompts
-    from faceanim.losses import AnimationLoss, ContrastiveLoss, LossWeights, LPIPSLoss
+    from faceanim.losses import AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss
     from faceanim.motion import LanguageGuidedAnimator, MotionConfig
 
     device = pick_device(cfg.device)
@@ -92,9 +92,12 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
         if not lpips.available and dist.is_main:
             print(f"faceanim: note: {lpips.reason}")
         lpips = lpips.to(device)
-    weights = LossWeights(cfg.loss.w_reg, cfg.loss.path_reg, cfg.loss.contrastive, cfg.loss.lpips)
-    contrastive = ContrastiveLoss(loss_clip, cfg.loss.temperature, template=cfg.template) if cfg.loss.contrastive else None
-    loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction)
+    weights = LossWeights(cfg.loss.w_reg, cfg.loss.path_reg, cfg.loss.contrastive, cfg.loss.lpips,
+                          cfg.loss.directional)
+    contrastive = (ContrastiveLoss(loss_clip, cfg.loss.temperature, template=cfg.template, views=cfg.loss.views)
+                   if cfg.loss.contrastive or cfg.loss.directional else None)
+    directional = DirectionalLoss(contrastive, cfg.loss.neutral_prompt) if cfg.loss.directional else None
+    loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction, directional)
 
     groups = animator.parameter_groups(cfg.lr_encoder, cfg.lr_mapper, cfg.lr_recurrent, cfg.train_visual_encoder,
                                        cfg.train_text_encoder)

@@ -20,6 +20,10 @@ class LossConfig:
     path_order: int = 2           # 2 = eq. 10; 1 = first-order ablation (IV-D)
     reduction: str = "mean"       # "mean" (official MSE, the paper's weights) or "sum" (the equations' Σ‖·‖²)
     temperature: float = 0.07     # τ of eq. 11
+    views: int = 0                # beyond the paper: average L_cont over this many random shifted/zoomed views
+                                  # of each last frame (0: the frame itself, as the paper)
+    directional: float = 0.0      # beyond the paper: λ of the directional CLIP loss (losses/directional.py)
+    neutral_prompt: str = "expressionless"  # its neutral text (in the prompt template)
 
 
 @dataclass

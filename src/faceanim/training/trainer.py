@@ -94,7 +94,8 @@ class Trainer:
             else:
                 with torch.no_grad():
                     source = self.render(out.w_s.detach())
-        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source)
+        views = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank + 7_919)
+        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, generator=views)
 
     def _anchored(self, out):
         """With ``anchor_first_frame``, w⁽ⁱ⁾ − w⁽¹⁾ + w_s: the motion must come from frames 2…T, not from a jump at
