@@ -129,6 +129,12 @@ def test_generator_renders_only_frames_a_loss_reads(tmp_path):
     t2.render = lambda ws: calls.append(ws.shape[0]) or render(ws)
     t2.train_step(0)
     assert calls == []  # latent-only losses need no pixels
+    t3 = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, loss={"directional": 1.0, "views": 2})))
+    t3.render = lambda ws: calls.append(ws.shape[0]) or render(ws)
+    r = t3.train_step(0)
+    assert calls == [8]  # the directional term reads the first and the last frame of the 4 videos
+    assert r["loss"] == pytest.approx(r["w_reg"] + r["path_reg"] + 0.5 * r["contrastive"] + r["directional"],
+                                      rel=1e-5)
 
 
 def test_config_errors_are_one_line(tmp_path, capsys):
@@ -138,6 +144,10 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     assert "unknown training option(s): bogus_option" in capsys.readouterr().err
     with pytest.raises(FaceanimError, match="batch_size"):
         TrainConfig.from_dict({"batch_size": 1, "mode": "latent"})
+    with pytest.raises(FaceanimError, match="loss.views"):
+        TrainConfig.from_dict({"mode": "latent", "loss": {"views": -1}})
+    with pytest.raises(FaceanimError, match="loss.directional"):
+        TrainConfig.from_dict({"mode": "latent", "loss": {"directional": -0.5}})
     assert main(["train", "--config", str(tiny_config(tmp_path, prompts=["a", "b"]))]) == 2
     assert "distinct prompts" in capsys.readouterr().err
 

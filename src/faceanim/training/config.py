@@ -121,6 +121,10 @@ class TrainConfig:
             raise FaceanimError("num_frames must be between 2 and 256")
         if self.steps < 1:
             raise FaceanimError("steps must be ≥ 1")
+        if not 0 <= self.loss.views <= 64:
+            raise FaceanimError(f"loss.views must be between 0 (off) and 64, got {self.loss.views}")
+        if not self.loss.directional >= 0:
+            raise FaceanimError(f"loss.directional must be ≥ 0 (0 = off), got {self.loss.directional}")
         if self.mode == "image" and not (self.images and self.latents):
             raise FaceanimError("image mode needs `images` (a folder) and `latents` (their inverted codes)")
 
