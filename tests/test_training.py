@@ -212,9 +212,9 @@ def test_anchor_first_frame_trains_on_videos_that_start_at_the_source(tmp_path):
             def __getattr__(self, name, _loss=loss):
                 return getattr(_loss, name)
 
-            def __call__(self, ws, w_s, *args, _loss=loss, _anchor=anchor):
+            def __call__(self, ws, w_s, *args, _loss=loss, _anchor=anchor, **kwargs):
                 seen[_anchor] = (ws.detach().clone(), w_s.detach().clone())
-                return _loss(ws, w_s, *args)
+                return _loss(ws, w_s, *args, **kwargs)
 
         trainer.loss = Spy()
         trainer.train_step(0)
