@@ -11,7 +11,8 @@ from PIL import Image
 from faceanim.data import ImageLatentDataset, StepBatchSampler, load_prompts
 from faceanim.encoders.clip import CLIPEncoder
 from faceanim.errors import FaceanimError
-from faceanim.losses import AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss, PathRegularization, WRegularization
+from faceanim.losses import (AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss, PathRegularization,
+                             WRegularization)
 from faceanim.losses.contrastive import random_views
 
 from tiny_models import CLIP_VIT

@@ -6,4 +6,5 @@ from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
 from faceanim.losses.regularization import PathRegularization, WRegularization
 
-__all__ = ["AnimationLoss", "ContrastiveLoss", "DirectionalLoss", "LPIPSLoss", "LossWeights", "PathRegularization", "WRegularization"]
+__all__ = ["AnimationLoss", "ContrastiveLoss", "DirectionalLoss", "LPIPSLoss", "LossWeights", "PathRegularization",
+           "WRegularization"]
