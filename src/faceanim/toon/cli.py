@@ -253,24 +253,20 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
                 raise
         return cache["G"]
 
+    def draw_downsized(z):
+        """The generator's drawings of ``z``, resized to the CLIP's input size."""
+        with torch.no_grad():
+            fake = generator()(z).clamp(-1, 1)
+        return torch.nn.functional.interpolate(fake, size=(image_size, image_size), mode="bilinear",
+                                               antialias=True, align_corners=False)
+
     def make_pool():
         from faceanim.toon.latent import encode
 
         pool_g = torch.Generator().manual_seed(EVAL_SEED - 1)
         params = ToonParams.sample(generator_pool, generator=pool_g, expressions=True, attributes=True)
-        G, z, imgs = generator(), encode(params), []
-        with torch.no_grad():
-            for i in range(0, generator_pool, 64):
-                fake = G(z[i:i + 64]).clamp(-1, 1)
-                imgs.append(torch.nn.functional.interpolate(fake, size=(image_size, image_size), mode="bilinear",
-                                                            antialias=True, align_corners=False))
-        cache["pool"] = (params.vector, torch.cat(imgs))
-
-    def draw_downsized(z):
-        with torch.no_grad():
-            fake = generator()(z).clamp(-1, 1)
-        return torch.nn.functional.interpolate(fake, size=(image_size, image_size), mode="bilinear",
-                                               antialias=True, align_corners=False)
+        z = encode(params)
+        cache["pool"] = (params.vector, torch.cat([draw_downsized(z[i:i + 64]) for i in range(0, generator_pool, 64)]))
 
     def same_face_pool():
         """Generator drawings of ``generator_pool // 4`` same-face groups, drawn once (a fixed seed)."""
@@ -335,10 +331,7 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
 
             pick = torch.nonzero(torch.rand(n, generator=g) < generator_mix).flatten()
             if len(pick):
-                with torch.no_grad():
-                    fake = generator()(encode(p)[pick]).clamp(-1, 1)
-                images[pick] = torch.nn.functional.interpolate(fake, size=(image_size, image_size), mode="bilinear",
-                                                               antialias=True, align_corners=False)
+                images[pick] = draw_downsized(encode(p)[pick])
         if blur > 0:
             from torchvision.transforms.functional import gaussian_blur
 
@@ -455,9 +448,9 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
         clip = CLIPEncoder.from_config(toon_clip_config(image_size))
     if generator_mix > 0 and not generator_dir:
         raise click.UsageError("--generator-mix needs --generator")
-    cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     if not 0.0 <= same_face <= 1.0:
         raise click.UsageError("--same-face is a share in [0, 1]")
+    cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     pairs = _clip_pairs(image_size, short_captions, clip.context_length, blur, generator_mix, generator_dir,
                         generator_pool, same_face)
     trainer = ClipTrainer(clip, pairs, cfg, out,
