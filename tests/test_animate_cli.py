@@ -86,3 +86,30 @@ def test_animate_unknown_bundle_and_bad_image(tmp_path, capsys):
     assert main(["animate", str(bad), "-p", "smiling", "-o", str(tmp_path / "x.mp4")]) == 2
     assert "not an image" in _err(capsys)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_toon_motion_grid_table_holds_the_animations_last_frames(bundle, tmp_path, capsys):
+    """`faceanim toon motion-grid`: faces × prompts; each cell is that face's animation's last frame (computed here
+    directly with the pipeline), the first column the face itself; a non-PNG output fails in one line."""
+    import torch
+
+    from faceanim.pipelines import AnimationPipeline
+
+    out = tmp_path / "table.png"
+    assert main(["toon", "motion-grid", "-b", bundle, "-p", "smiling", "-p", "crying", "--faces", "2",
+                 "--first-seed", "5", "-n", "3", "-o", str(out)]) == 0
+    assert "2 faces × 2 prompts" in capsys.readouterr().out
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    pipe = AnimationPipeline.from_bundle(bundle)
+    video = pipe.batch(["smiling", "crying"], seed=6, num_frames=3).frames  # the last row: seed 5 + 1
+    want = [video[0, 0], video[0, -1], video[1, -1]]
+    h, w = want[0].shape[1:]
+    assert sheet.shape[1] == 2 + 3 * w + 2 * 2 + 2  # border, 3 tiles 2 px apart, border
+    y0 = sheet.shape[0] - 2 - h
+    for c, frame in enumerate(want):
+        x0 = 2 + c * (w + 2)
+        expect = ((frame.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        assert np.abs(sheet[y0:y0 + h, x0:x0 + w].astype(int) - expect.astype(int)).max() <= 1
+    assert not np.array_equal(sheet[y0:y0 + h, 2:2 + w], sheet[y0:y0 + h, 2 + w + 2:2 + 2 * w + 2])  # it moved
+    assert main(["toon", "motion-grid", "-b", bundle, "-p", "smiling", "-o", str(tmp_path / "t.mp4")]) == 2
+    assert "use .png" in _err(capsys) and not (tmp_path / "t.mp4").exists()

@@ -131,3 +131,34 @@ def test_packaged_suite_is_valid_and_bad_suites_fail_cleanly(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("faceanim: error:") and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_suite_loss_clip_trains_the_ablations_and_is_checked_first(suite_run, tmp_path, capsys, monkeypatch):
+    """``train.loss_clip``: the ablations' contrastive loss uses that CLIP (the ToonFace recipe trains with a loss
+    CLIP that is not the bundle's); a path that is not a CLIP folder fails in one line before any stage runs."""
+    import torch
+
+    from faceanim.encoders.clip import CLIPEncoder
+    from tiny_models import CLIP_VIT
+
+    tmp, _ = suite_run
+    monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
+    torch.manual_seed(5)
+    CLIPEncoder.from_config(CLIP_VIT).save_pretrained(tmp_path / "other_clip")
+    data = {**SUITE, "bundle": str(tmp / "tiny-bundle"), "comparison": None, "shipped": False,
+            "ablations": SUITE["ablations"][:1], "train": {**SUITE["train"], "loss_clip": str(tmp_path / "other_clip")}}
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    assert main(["results", "--suite", str(suite), "--out", str(out), "-q"]) == 0
+    trained = yaml.safe_load((out / "ablations/recipe/train/config.yaml").read_text())
+    assert trained["loss_clip"] == str(tmp_path / "other_clip")
+    assert trained["cond_clip"].endswith("motion/clip")  # conditioning stays the bundle's
+    assert f"(loss CLIP: `{tmp_path / 'other_clip'}`)" in (out / "RESULTS.md").read_text()
+    capsys.readouterr()
+    data["train"]["loss_clip"] = str(tmp_path / "no_such_clip")
+    suite.write_text(yaml.safe_dump(data))
+    assert main(["results", "--suite", str(suite), "--out", str(tmp_path / "out2"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.loss_clip" in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "out2").exists()

@@ -103,6 +103,9 @@ def test_train_motion_prompt_keys(monkeypatch):
     assert main(["toon", "train-motion", "--prompt-keys", "smile,laugh,tilt_left"]) == 0
     assert seen[0].prompts == ["smiling", "laughing", "tilting head to the left"]
     assert main(["toon", "train-motion", "--prompt-keys", "smile,dancing"]) == 2
+    assert seen[0].cond_clip == seen[0].loss_clip == "work/toonface/clip/clip"  # one CLIP for both by default
+    assert main(["toon", "train-motion", "--clip", "a/clip", "--loss-clip", "b/clip"]) == 0
+    assert (seen[-1].cond_clip, seen[-1].loss_clip) == ("a/clip", "b/clip")
 
 
 def test_expression_weights_mark_the_animated_pixels_and_weight_the_loss(tmp_path):

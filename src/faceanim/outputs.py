@@ -38,7 +38,8 @@ from faceanim.utils.images import to_uint8
 from faceanim.utils.io import atomic_dir, atomic_path, save_safetensors
 
 __all__ = ["VIDEO_OUTPUTS", "FOLDER", "as_uint8_video", "check_output_path", "load_latents_file",
-           "load_latents_metadata", "output_kind", "save_latents", "write_animation", "write_grid_video"]
+           "load_latents_metadata", "output_kind", "save_latents", "write_animation", "write_grid_video",
+           "write_image_table"]
 
 FOLDER = "/"                                  # the output kind of a folder of PNG frames
 VIDEO_OUTPUTS = (".mp4", ".gif", ".png", FOLDER)
@@ -217,6 +218,23 @@ def write_grid_video(videos: torch.Tensor | np.ndarray | Sequence[torch.Tensor],
             yield _join(tiles, axis=1, gap=GRID_GAP, border=GRID_GAP)
 
     return _WRITERS[kind](grid_frames(), path, fps)
+
+
+def write_image_table(rows: Sequence[torch.Tensor], path: str | os.PathLike,
+                      column_labels: Sequence[str] | None = None) -> Path:
+    """One PNG table: row i shows the images ``rows[i]`` (float ``[C, 3, H, W]`` in [-1, 1] or uint8
+    ``[C, H, W, 3]``) left to right, every row the same C columns, with optional labels above the columns (e.g.
+    faces × prompts: the source face, then each prompt's last frame). Written atomically; returns the path."""
+    check_output_path(path, allowed=(".png",))
+    tiles = [as_uint8_video(torch.as_tensor(r)) for r in rows]
+    if not tiles or len({t.shape for t in tiles}) != 1:
+        raise ValueError(f"rows must be non-empty and all the same shape, got {[list(t.shape) for t in tiles]}")
+    if column_labels is not None and len(column_labels) != tiles[0].shape[0]:
+        raise ValueError(f"{len(column_labels)} column labels for {tiles[0].shape[0]} columns")
+    lines = [list(t) for t in tiles]
+    if column_labels:
+        lines.insert(0, _label_strips(column_labels, tiles[0].shape[2]))
+    return _write_sheet(lines, None, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------

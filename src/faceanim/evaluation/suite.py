@@ -1,8 +1,8 @@
 """``faceanim results``: the results page from one command — the comparison of IV-C and the ablations of IV-D.
 
 A suite file (``configs/results/toonface.yaml``) names a bundle, the comparison (an :class:`EvalConfig`), and the
-ablations: a base training recipe in sampled-latent mode on the bundle's own generator and CLIP, one change per
-run, and one evaluation setting for every run. The command
+ablations: a base training recipe in sampled-latent mode on the bundle's own generator and CLIP (the loss CLIP may be
+another: ``train.loss_clip``), one change per run, and one evaluation setting for every run. The command
 
 1. evaluates the bundle's methods (ours and the baselines)            → OUT/comparison/results.{md,json}
 2. evaluates the bundle's own motion model with the ablation setting   → OUT/ablations/shipped/eval/
@@ -78,7 +78,8 @@ class SuiteConfig:
     description: str = ""
     comparison: dict[str, Any] = field(default_factory=dict)       # EvalConfig fields (None: no comparison)
     ablation_eval: dict[str, Any] = field(default_factory=dict)    # EvalConfig fields for every ablation row
-    train: dict[str, Any] = field(default_factory=dict)            # base recipe: steps, batch_size, prompts, set
+    train: dict[str, Any] = field(default_factory=dict)            # base recipe: steps, batch_size, prompts, set,
+    #                                                                 loss_clip (a CLIP folder; default: the bundle's)
     shipped: bool = True                        # also evaluate the bundle's own motion model as a row
     ablations: list[AblationRun] = field(default_factory=list)
 
@@ -124,9 +125,10 @@ class SuiteConfig:
             bad = sorted(set(d or {}) - eval_fields)
             if bad:
                 raise FaceanimError(f"{source}: {label}: unknown evaluation option(s) {bad}")
-        bad = sorted(set(self.train) - {"steps", "batch_size", "prompts", "set"})
+        bad = sorted(set(self.train) - {"steps", "batch_size", "prompts", "set", "loss_clip"})
         if bad:
-            raise FaceanimError(f"{source}: train: unknown key(s) {bad} (known: steps, batch_size, prompts, set)")
+            raise FaceanimError(f"{source}: train: unknown key(s) {bad} (known: steps, batch_size, prompts, set, "
+                                "loss_clip)")
         names = [r.name for r in self.ablations]
         if len(set(names)) != len(names) or "shipped" in names:
             raise FaceanimError(f"{source}: ablation names must be distinct and not 'shipped'")
@@ -233,8 +235,9 @@ class Suite:
         info = parts.info
         model = run_dir / "motion_model"
         stamp = run_dir / "suite_key.json"  # what the run was trained from: reuse only the same
-        key = json.dumps({"bundle": self._fingerprint, "train": self.cfg.train, "run": dataclasses.asdict(run)},
-                         sort_keys=True)
+        loss_clip = self._train_loss_clip()
+        key = json.dumps({"bundle": self._fingerprint, "train": self.cfg.train, "run": dataclasses.asdict(run),
+                          "loss_clip": bundle_fingerprint(loss_clip)}, sort_keys=True)
         fresh = self.fresh or (stamp.is_file() and stamp.read_text() != key)
         if fresh and run_dir.exists():
             import shutil
@@ -251,7 +254,7 @@ class Suite:
         data = motion_train_data(str(parts.generator), str(parts.cond_clip), prompts, str(run_dir.parent),
                                  int(base["steps"]), int(run.batch_size or base.get("batch_size", 4)),
                                  template=info.template, z_sampler=info.z_sampler,
-                                 truncation_psi=info.truncation_psi, loss_clip=str(parts.loss_clip))
+                                 truncation_psi=info.truncation_psi, loss_clip=str(loss_clip))
         data.update(name=run.name, sample_every=0, device=self.device)
         cfg = TrainConfig.from_dict(apply_overrides(data, [*base.get("set", []), *run.set]))
         if not self.progress:
@@ -261,6 +264,18 @@ class Suite:
             self.log(f"[{run.name}] resuming training at step {trainer.resume()}")
         trainer.train()
         return model
+
+    def _train_loss_clip(self) -> Path:
+        """The CLIP inside the ablations' contrastive loss: the suite's ``train.loss_clip`` (relative paths from the
+        current folder) or else the bundle's loss CLIP."""
+        path = self.cfg.train.get("loss_clip")
+        if not path:
+            return self._bundle_parts().loss_clip
+        if not (Path(path) / "config.json").is_file():
+            raise FaceanimError(f"suite {self.cfg.name}: train.loss_clip {path} is not a CLIP folder (config.json + "
+                                "weights); run from the folder it is relative to (the toonface suite: the faceanim "
+                                "repository) or set train.loss_clip in your own suite file")
+        return Path(path)
 
     def _evaluate(self, eval_out: Path, motion: Path | None) -> None:
         from faceanim.evaluation.run import evaluate
@@ -295,6 +310,8 @@ class Suite:
 
     def run(self) -> dict:
         t0 = time.perf_counter()
+        # the ablations' loss CLIP, checked before any stage runs; its weights are part of every ablation's key
+        loss_clip = bundle_fingerprint(self._train_loss_clip()) if self.cfg.ablations else None
         self.out.mkdir(parents=True, exist_ok=True)
         summary: dict[str, Any] = {"suite": dataclasses.asdict(self.cfg)}
         if self.cfg.comparison:
@@ -324,7 +341,7 @@ class Suite:
                 return {"train_seconds": train_s}
 
             rows[run.name] = self._stage(run.name, eval_out, train_and_eval,
-                                         [self.cfg.ablation_eval, self.cfg.train, dataclasses.asdict(run)])
+                                         [self.cfg.ablation_eval, self.cfg.train, dataclasses.asdict(run), loss_clip])
         summary["ablations"] = rows
         summary["seconds_this_call"] = time.perf_counter() - t0
         return summary
@@ -474,9 +491,11 @@ def render_page(summary: dict, command: str) -> str:
         first = next(iter(rows.values()))
         ec = first["config"]
         tr = cfg["train"]
+        loss_clip = f" (loss CLIP: `{tr['loss_clip']}`)" if tr.get("loss_clip") else ""
         lines += ["## Ablations (IV-D)", "",
                   f"Each row but `shipped` is one training run of {tr.get('steps')} steps (one seed) of the base "
-                  f"recipe with one change, on the bundle's generator and CLIP; every row is scored the same way: "
+                  f"recipe with one change, on the bundle's generator and CLIP{loss_clip}; every row is scored the "
+                  f"same way: "
                   f"`ours` on {len(first['seeds'])} faces × {len(first['prompts'])} prompts "
                   f"({', '.join(p['text'] for p in first['prompts'])}), {ec['frames']} frames. `shipped` is the "
                   f"bundle's own motion model. Base recipe: batch {tr.get('batch_size', 4)}, prompts "

@@ -14,7 +14,7 @@ EVAL_SEED = 1_000_000_007  # held-out draws: training batches use seeds seed·1e
 @click.group()
 def toon() -> None:
     """Build the ToonFace default bundle: render, train-clip, train-generator, train-motion, build-bundle; and
-    train-evaluator, the factor regressor behind the objective metrics."""
+    train-evaluator, the factor regressor behind the objective metrics; motion-grid, a faces × prompts table."""
 
 
 @toon.command()
@@ -38,6 +38,46 @@ def render(n: int, seed: int, out: str, size: int) -> None:
         imgs = torch.cat([imgs, torch.ones(pad, *imgs.shape[1:])])
     save_grid(imgs.reshape(rows, cols, *imgs.shape[1:]), out)
     click.echo(f"wrote {out}")
+
+
+@toon.command("motion-grid")
+@click.option("-b", "--bundle", default=None, help="Bundle name or folder (default: toonface).")
+@click.option("-p", "--prompt", "prompts", multiple=True, help="Columns (default: the bundle's example prompts).")
+@click.option("--faces", default=6, show_default=True, type=click.IntRange(1, 64), help="Rows: faces of seeds 0…N−1.")
+@click.option("--first-seed", default=0, show_default=True)
+@click.option("-n", "--frames", default=None, type=click.IntRange(2, 256),
+              help="Frames per animation; the table shows the last (default: the bundle's).")
+@click.option("-o", "--out", default="motion_grid.png", show_default=True, help="PNG table.")
+def motion_grid(bundle: str | None, prompts: tuple[str, ...], faces: int, first_seed: int, frames: int | None,
+                out: str) -> None:
+    """A faces × prompts table of a latent-mode bundle: each row one random face (its seed), the first column that
+    face, then the last frame of its animation for each prompt (as `faceanim animate --seed S -p PROMPT`)."""
+    from faceanim.bundles import read_bundle_info, resolve_bundle
+    from faceanim.outputs import check_output_path, write_image_table
+    from faceanim.pipelines import AnimationPipeline
+
+    check_output_path(out, allowed=(".png",))
+    info = read_bundle_info(resolve_bundle(bundle))
+    if info.mode != "latent":
+        raise click.UsageError(f"bundle {info.name} animates photos; motion-grid draws faces from its generator")
+    prompts = list(prompts) or list(info.example_prompts)
+    if not prompts:
+        raise click.UsageError("give prompts with -p (the bundle lists no example prompts)")
+    pipe = AnimationPipeline.from_bundle(bundle)
+    n = frames or info.num_frames
+    rows = []
+    for seed in range(first_seed, first_seed + faces):
+        video = pipe.batch(prompts, seed=seed, num_frames=n).frames  # [P, T, 3, H, W]
+        rows.append(_first_and_last(video))
+    write_image_table(rows, out, column_labels=["face", *prompts])
+    click.echo(f"wrote {out} ({faces} faces × {len(prompts)} prompts, frame {n} of {n})")
+
+
+def _first_and_last(video):
+    """``[P, T, 3, H, W]`` → ``[1 + P, 3, H, W]``: the shared first frame, then each animation's last frame."""
+    import torch
+
+    return torch.cat([video[:1, 0], video[:, -1]])
 
 
 @toon.command("train-generator")
@@ -471,15 +511,17 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
 
 @toon.command("train-motion")
 @click.option("--generator", default="work/toonface/generator/generator", show_default=True)
-@click.option("--clip", "clip_dir", default="work/toonface/clip/clip", show_default=True)
+@click.option("--clip", "clip_dir", default="work/toonface/clip/clip", show_default=True,
+              help="Conditioning CLIP (E_t, E_v): the one the bundle ships with the motion model.")
+@click.option("--loss-clip", default=None, help="Frozen CLIP of the contrastive loss (default: --clip).")
 @click.option("--out-dir", default="work/toonface/motion", show_default=True, help="Parent of the numbered run folder.")
 @click.option("--steps", default=2000, show_default=True)
 @click.option("--batch-size", default=4, show_default=True)
 @click.option("--prompt-keys", default=None,
               help="Comma-separated expression keys to train on (default: all), e.g. smile,laugh,tilt_left.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Further TrainConfig overrides.")
-def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_size: int, prompt_keys: str | None,
-                 overrides: tuple[str, ...]) -> None:
+def train_motion(generator: str, clip_dir: str, loss_clip: str | None, out_dir: str, steps: int, batch_size: int,
+                 prompt_keys: str | None, overrides: tuple[str, ...]) -> None:
     """Train the motion model with the paper's settings in sampled-latent mode (IV-A-1) on the ToonFace generator."""
     from faceanim.toon.captions import EXPRESSION_PROMPTS
     from faceanim.toon.recipes import motion_prompts, motion_train_data
@@ -492,7 +534,8 @@ def train_motion(generator: str, clip_dir: str, out_dir: str, steps: int, batch_
     if unknown:
         raise click.UsageError(f"unknown prompt key(s) {unknown}; known: {', '.join(EXPRESSION_PROMPTS)}")
     tune_allocator()
-    data = motion_train_data(generator, clip_dir, motion_prompts(keys), out_dir, steps, batch_size)
+    data = motion_train_data(generator, clip_dir, motion_prompts(keys), out_dir, steps, batch_size,
+                             loss_clip=loss_clip)
     trainer = build_trainer(TrainConfig.from_dict(apply_overrides(data, overrides)))
     click.echo(f"run folder: {trainer.run_dir}")
     trainer.train()
