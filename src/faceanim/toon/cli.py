@@ -43,8 +43,8 @@ def render(n: int, seed: int, out: str, size: int) -> None:
 @toon.command("motion-grid")
 @click.option("-b", "--bundle", default=None, help="Bundle name or folder (default: toonface).")
 @click.option("-p", "--prompt", "prompts", multiple=True, help="Columns (default: the bundle's example prompts).")
-@click.option("--faces", default=6, show_default=True, type=click.IntRange(1, 64), help="Rows: faces of seeds 0…N−1.")
-@click.option("--first-seed", default=0, show_default=True)
+@click.option("--faces", default=6, show_default=True, type=click.IntRange(1, 64), help="Rows: this many faces.")
+@click.option("--first-seed", default=0, show_default=True, help="Seed of the first row's face (then +1 per row).")
 @click.option("-n", "--frames", default=None, type=click.IntRange(2, 256),
               help="Frames per animation; the table shows the last (default: the bundle's).")
 @click.option("-o", "--out", default="motion_grid.png", show_default=True, help="PNG table.")
@@ -52,6 +52,9 @@ def motion_grid(bundle: str | None, prompts: tuple[str, ...], faces: int, first_
                 out: str) -> None:
     """A faces × prompts table of a latent-mode bundle: each row one random face (its seed), the first column that
     face, then the last frame of its animation for each prompt (as `faceanim animate --seed S -p PROMPT`)."""
+    import torch
+    from tqdm.auto import tqdm
+
     from faceanim.bundles import read_bundle_info, resolve_bundle
     from faceanim.outputs import check_output_path, write_image_table
     from faceanim.pipelines import AnimationPipeline
@@ -65,19 +68,12 @@ def motion_grid(bundle: str | None, prompts: tuple[str, ...], faces: int, first_
         raise click.UsageError("give prompts with -p (the bundle lists no example prompts)")
     pipe = AnimationPipeline.from_bundle(bundle)
     n = frames or info.num_frames
-    rows = []
-    for seed in range(first_seed, first_seed + faces):
+    rows = []  # per face: the shared first frame, then each prompt's last frame
+    for seed in tqdm(range(first_seed, first_seed + faces), desc="faces", unit="face", leave=False):
         video = pipe.batch(prompts, seed=seed, num_frames=n).frames  # [P, T, 3, H, W]
-        rows.append(_first_and_last(video))
+        rows.append(torch.cat([video[:1, 0], video[:, -1]]))
     write_image_table(rows, out, column_labels=["face", *prompts])
     click.echo(f"wrote {out} ({faces} faces × {len(prompts)} prompts, frame {n} of {n})")
-
-
-def _first_and_last(video):
-    """``[P, T, 3, H, W]`` → ``[1 + P, 3, H, W]``: the shared first frame, then each animation's last frame."""
-    import torch
-
-    return torch.cat([video[:1, 0], video[:, -1]])
 
 
 @toon.command("train-generator")
