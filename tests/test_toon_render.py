@@ -272,3 +272,55 @@ def test_prompts_and_hair_names() -> None:
     for name, (h, l, s) in HAIR_PALETTE.items():
         assert hair_color_name(h, l, s) == name
     assert hair_color_name(0.1, 0.3, 0.5, grey=0.9) == "grey"
+
+
+def test_filler_words_never_touch_any_caption_wording() -> None:
+    from faceanim.toon.captions import add_filler, filler_words
+    from faceanim.toon.cli import ZERO_SHOT_FRAMES
+
+    words = filler_words()
+    pool = set(words)
+    assert len(pool) > 10_000 and words == sorted(pool)
+
+    def vocab(texts):
+        return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
+
+    heldout = vocab(heldout_phrases()) | vocab(HELDOUT_PROMPTS.values()) | vocab(
+        f for frames in ZERO_SHOT_FRAMES.values() for f in frames)
+    assert {"illustration", "toon", "drawn", "showing", "beaming", "puckering"} <= heldout
+    assert not pool & heldout
+    p = ToonParams.sample(300, seed=3, expressions=True, attributes=True)
+    train = vocab(caption(p, 1, "train"))
+    assert not pool & (train | vocab(caption(p, 2, "heldout")))
+    stems = {h[:5] for h in heldout - train if len(h) >= 5}  # words only held-out wording uses: not their stems either
+    assert "illus" in stems and not any(w[:5] in stems for w in pool)
+    assert not pool & {"happy", "grin", "smiles", "laughs", "tears", "blushes", "frowns"}
+
+    rng = random.Random(0)
+    for text in caption(p, 4)[:20]:
+        noisy = add_filler(text, rng)
+        extra = noisy.split(" ")
+        for w in text.split(" "):  # the caption's words survive in order; only filler words are added
+            i = extra.index(w)
+            assert all(x in pool for x in extra[:i])
+            extra = extra[i + 1:]
+        assert all(x in pool for x in extra)
+        assert 1 <= len(noisy.split(" ")) - len(text.split(" ")) <= 4
+
+
+def test_text_noise_share_and_context() -> None:
+    from faceanim.toon.captions import filler_words
+    from faceanim.toon.cli import _clip_pairs
+    from open_clip.tokenizer import SimpleTokenizer
+
+    clean = _clip_pairs(32, 0.5, 32, same_face=0.5)(64, torch.Generator().manual_seed(7))
+    noisy = _clip_pairs(32, 0.5, 32, same_face=0.5, text_noise=0.5)(64, torch.Generator().manual_seed(7))
+    assert torch.equal(clean[0], noisy[0])  # the same images
+    pool, tok = set(filler_words()), SimpleTokenizer()
+    changed = 0
+    for a, b in zip(clean[1], noisy[1]):
+        assert len(tok.encode(b)) + 2 <= 32
+        if a != b:
+            changed += 1
+            assert [w for w in b.split(" ") if w not in pool or w in a.split(" ")] == a.split(" ")
+    assert 16 <= changed <= 48

@@ -288,3 +288,58 @@ def heldout_phrases() -> set[str]:
     for t in TEMPLATES["heldout"]:
         out.update(frag.strip(" ,:") for frag in re.split(r"\{\w+\}", t) if len(frag.strip(" ,:")) >= 4)
     return out
+
+
+def _words(texts) -> set[str]:
+    return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
+
+
+_FILLER: list[str] = []
+# Words about faces and feelings that no caption uses but that text noise must not teach the CLIP to ignore.
+_NOT_FILLER = ("happy happiness joy joyful glad cheerful cheery grin grins grinned grinning beam beams smirk smirks "
+               "giggle giggles chuckle frown scowl scowls upset unhappy sadness sorrow rage angst anger annoyed "
+               "grumpy shock shocks wow kiss kisses kissing lip lips mouth mouths teeth tooth tongue eye eyeball "
+               "eyebrow brow brows lash lashes blink blinks blinking cheek cheeks face faces facial nose chin "
+               "forehead ear ears hair hairs haired bald blonde young youth aging ageing elder older oldest "
+               "wrinkle glance glances gaze gazes stare stares staring peek lean tilt tilts nod nods smile smiles "
+               "laugh laughs lol lmao haha hahaha cry cries tear tears sob weep blush pink rosy emotion emotional "
+               "expression expressions mood moody feeling feelings feel feels smiley emoji")
+
+
+def filler_words() -> list[str]:
+    """Whole words of the CLIP tokenizer's vocabulary that no caption uses, in any split: neither a phrasing, a
+    template, a noun nor an identity description (read off 2,000 training captions). Held-out words are kept out
+    with their stems too ("illustrations" as well as "illustration"), so that text noise never trains on any part
+    of the held-out wording; so are the stems of every expression word and a list of face and feeling words, so
+    that the noise never teaches the CLIP to ignore a word that names an expression. Sorted, built once."""
+    if not _FILLER:
+        from open_clip.tokenizer import SimpleTokenizer
+
+        heldout = _words(heldout_phrases()) | _words(HELDOUT_PROMPTS.values())
+        used = (heldout | _words(s for v in VOCABULARY.values() for sp in v.values() for s in sp.all())
+                | _words(t for ts in TEMPLATES.values() for t in ts) | _words(n for ns in NOUNS.values() for n in ns)
+                | _words(EXPRESSION_PROMPTS.values())
+                | _words(caption(ToonParams.sample(2000, generator=torch.Generator().manual_seed(0),
+                                                   expressions=True, attributes=True), rng=0)))
+        stems = {w[:5] for w in heldout if len(w) >= 5}
+        expression = _words(s for v in VOCABULARY.values() for sp in v.values() for s in sp.all())
+        stems |= {w[:4] for w in expression | set(_NOT_FILLER.split()) if len(w) >= 4}
+        used |= set(_NOT_FILLER.split())
+        words = set()
+        for token in SimpleTokenizer().encoder:
+            if token.endswith("</w>"):
+                w = token[:-4]
+                if (3 <= len(w) <= 12 and w.isascii() and w.isalpha() and w not in used
+                        and w[:5] not in stems and w[:4] not in stems):
+                    words.add(w)
+        _FILLER.extend(sorted(words))
+    return _FILLER
+
+
+def add_filler(text: str, rng: random.Random, most: int = 4) -> str:
+    """``text`` with 1 … ``most`` random :func:`filler_words` inserted between its words (text noise: the CLIP
+    learns to read the expression phrase in sentence frames it has never seen)."""
+    words, pool = text.split(" "), filler_words()
+    for _ in range(rng.randint(1, most)):
+        words.insert(rng.randint(0, len(words)), rng.choice(pool))
+    return " ".join(words)

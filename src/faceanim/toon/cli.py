@@ -253,7 +253,7 @@ def _same_face_groups(groups: int, g, rng):
 
 def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: int = 32, blur: float = 0.0,
                 generator_mix: float = 0.0, generator_dir: str | None = None, generator_pool: int = 0,
-                same_face: float = 0.0):
+                same_face: float = 0.0, text_noise: float = 0.0):
     """Renders + captions. A share ``short_captions`` of the captions names only the strongest expression
     ("The cartoon girl is winking"), which concentrates the contrastive signal on what the motion model needs;
     so does any caption too long for the text context (instead of truncating it mid-phrase). A share ``blur`` of
@@ -264,7 +264,9 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
     generator still in training can be exported into it. With ``generator_pool`` > 0 the generator draws that many
     faces once (a fixed seed) and the batches' generator share is picked from them (≈3× cheaper per step). A share
     ``same_face`` of each batch is made of same-identity groups of four (:func:`_same_face_groups`), the share
-    ``generator_mix`` of those groups drawn by the generator (from a pool of ``generator_pool // 4`` groups)."""
+    ``generator_mix`` of those groups drawn by the generator (from a pool of ``generator_pool // 4`` groups). A share
+    ``text_noise`` of the captions gets 1–4 random words that no caption uses inserted (:func:`add_filler`), so
+    that the text tower learns to read the expression phrase in sentence frames it has never seen."""
     import torch
     import random
 
@@ -316,6 +318,17 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
         return cache["groups"]
 
     def pairs(n: int, g: torch.Generator):
+        images, texts = grouped_pairs(n, g)
+        if text_noise > 0:
+            from faceanim.toon.captions import add_filler
+
+            rng = random.Random(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+            noisy = [add_filler(t, rng) if rng.random() < text_noise else t for t in texts]
+            # a caption the noise makes too long for the text context keeps its clean wording
+            texts = [t if len(tokenizer.encode(t)) + 2 <= context_length else old for t, old in zip(noisy, texts)]
+        return images, texts
+
+    def grouped_pairs(n: int, g: torch.Generator):
         groups = int(n * same_face) // 4
         if not groups:
             return mixed_pairs(n, g)
@@ -464,9 +477,11 @@ def eval_clip(clip_dir: str, generator: str | None, per_key: int) -> None:
               help="Start from the weights of a trained CLIP folder (a new run: fresh optimizer and schedule).")
 @click.option("--same-face", default=0.0, show_default=True,
               help="Share of each batch made of one identity drawn with four confusable expressions (hard negatives).")
+@click.option("--text-noise", default=0.0, show_default=True,
+              help="Share of captions with 1-4 random words that no caption uses inserted (robustness to new wording).")
 def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int, seed: int, resume: bool,
                eval_per_key: int, short_captions: float, blur: float, generator_mix: float, generator_dir: str | None,
-               generator_pool: int, init_from: str | None, same_face: float) -> None:
+               generator_pool: int, init_from: str | None, same_face: float, text_noise: float) -> None:
     """Train the small ToonFace CLIP contrastively on renders + generated captions."""
     import torch
     from faceanim.encoders.clip import CLIPEncoder
@@ -484,11 +499,12 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
         clip = CLIPEncoder.from_config(toon_clip_config(image_size))
     if generator_mix > 0 and not generator_dir:
         raise click.UsageError("--generator-mix needs --generator")
-    if not 0.0 <= same_face <= 1.0:
-        raise click.UsageError("--same-face is a share in [0, 1]")
+    for name, share in (("--same-face", same_face), ("--text-noise", text_noise)):
+        if not 0.0 <= share <= 1.0:
+            raise click.UsageError(f"{name} is a share in [0, 1]")
     cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     pairs = _clip_pairs(image_size, short_captions, clip.context_length, blur, generator_mix, generator_dir,
-                        generator_pool, same_face)
+                        generator_pool, same_face, text_noise)
     trainer = ClipTrainer(clip, pairs, cfg, out,
                           evaluate=lambda c: {k: v["top1_mean"] for k, v in zero_shot_eval(c, per_key=12).items()})
     if resume:
