@@ -33,12 +33,17 @@ def test_toon_build_chain(tmp_path, capsys, monkeypatch):
     # fine-tune the CLIP on a mix of renders and the generator's own drawings (a pool drawn once), blurred in part
     assert main(["toon", "train-clip", "--out", "clip_ft", "--steps", "2", "--batch-size", "8", "--eval-per-key", "2",
                  "--init-from", "clip/clip", "--generator", "gen/generator", "--generator-mix", "0.5",
-                 "--generator-pool", "8", "--blur", "0.5"]) == 0
+                 "--generator-pool", "8", "--blur", "0.5", "--text-noise", "0.5", "--word-shift", "0.5"]) == 0
     assert (tmp_path / "clip_ft" / "clip" / "config.json").is_file()
     capsys.readouterr()
     assert main(["toon", "eval-clip", "clip_ft/clip", "--generator", "gen/generator", "--per-key", "2"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert set(ev) == {"renderer", "generator"} and "top1_mean" in ev["generator"]["motion_template"]
+    assert main(["toon", "eval-clip", "clip_ft/clip", "--per-key", "2", "--face-set", "1"]) == 0
+    assert "top1_mean" in json.loads(capsys.readouterr().out)["renderer"]["heldout_template"]
+    assert main(["toon", "eval-clip", "clip_ft/clip", "--face-set", "-1"]) == 2
+    assert main(["toon", "train-clip", "--out", "clip_bad", "--steps", "2", "--word-shift", "1.5"]) == 2
+    assert not (tmp_path / "clip_bad").exists()
     assert main(["toon", "train-clip", "--out", "clip_bad", "--steps", "2", "--generator-mix", "0.5"]) != 0
     assert main(["toon", "train-motion", "--generator", "gen/generator", "--clip", "clip/clip", "--out-dir", "motion",
                  "--steps", "2", "--set", "sample_every=0"]) == 0

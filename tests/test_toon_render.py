@@ -324,3 +324,48 @@ def test_text_noise_share_and_context() -> None:
             changed += 1
             assert [w for w in b.split(" ") if w not in pool or w in a.split(" ")] == a.split(" ")
     assert 16 <= changed <= 48
+
+
+def test_word_shift_rotates_the_caption() -> None:
+    from faceanim.toon.captions import shift_words
+    from faceanim.toon.cli import _clip_pairs
+
+    rng, text = random.Random(0), "The cartoon girl is pouting their lips"
+    words = text.split(" ")
+    starts = set()
+    for _ in range(50):
+        out = shift_words(text, rng).split(" ")
+        k = out.index("The")
+        assert k >= 1 and out[k:] + out[:k] == words  # a rotation that never leaves the caption as it was
+        starts.add(out[0])
+    assert "pouting" in starts and len(starts) == len(words) - 1
+    assert shift_words("smiling", rng) == "smiling"
+    clean = _clip_pairs(32, 0.5, 32)(64, torch.Generator().manual_seed(3))[1]
+    shifted = _clip_pairs(32, 0.5, 32, word_shift=0.5)(64, torch.Generator().manual_seed(3))[1]
+    moved = [a != b for a, b in zip(clean, shifted)]
+    assert 16 <= sum(moved) <= 48
+    assert all(sorted(a.split(" ")) == sorted(b.split(" ")) for a, b in zip(clean, shifted))
+
+
+def test_zero_shot_face_sets_are_different_faces(monkeypatch) -> None:
+    import faceanim.toon.cli as cli
+
+    seen: dict[int, list] = {}
+
+    class Probe:  # records the faces the evaluation draws; scores nothing
+        image_size = 16
+
+        def encode_image(self, images):
+            seen.setdefault(self.face_set, []).append(images)
+            return torch.zeros(len(images), 4)
+
+        def encode_text(self, texts):
+            return torch.ones(len(texts), 4)
+
+    probe = Probe()
+    for face_set in (0, 1, 0):
+        probe.face_set = face_set
+        cli.zero_shot_eval(probe, per_key=2, keys=["smile", "pout"], face_set=face_set)
+    a, b = torch.cat(seen[0][:2]), torch.cat(seen[1])
+    assert torch.equal(a, torch.cat(seen[0][2:]))  # a set is the same faces every time
+    assert not torch.equal(a, b)

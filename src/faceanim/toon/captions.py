@@ -343,3 +343,14 @@ def add_filler(text: str, rng: random.Random, most: int = 4) -> str:
     for _ in range(rng.randint(1, most)):
         words.insert(rng.randint(0, len(words)), rng.choice(pool))
     return " ".join(words)
+
+
+def shift_words(text: str, rng: random.Random) -> str:
+    """``text`` with its words rotated cyclically so that a random word other than the first starts it ("The
+    cartoon girl is pouting" → "pouting The cartoon girl is"): the CLIP learns to read an expression phrase
+    wherever it stands, including first, where no training template puts it."""
+    words = text.split(" ")
+    if len(words) < 2:
+        return text
+    k = rng.randint(1, len(words) - 1)
+    return " ".join(words[k:] + words[:k])

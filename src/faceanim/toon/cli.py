@@ -253,7 +253,7 @@ def _same_face_groups(groups: int, g, rng):
 
 def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: int = 32, blur: float = 0.0,
                 generator_mix: float = 0.0, generator_dir: str | None = None, generator_pool: int = 0,
-                same_face: float = 0.0, text_noise: float = 0.0):
+                same_face: float = 0.0, text_noise: float = 0.0, word_shift: float = 0.0):
     """Renders + captions. A share ``short_captions`` of the captions names only the strongest expression
     ("The cartoon girl is winking"), which concentrates the contrastive signal on what the motion model needs;
     so does any caption too long for the text context (instead of truncating it mid-phrase). A share ``blur`` of
@@ -266,7 +266,8 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
     ``same_face`` of each batch is made of same-identity groups of four (:func:`_same_face_groups`), the share
     ``generator_mix`` of those groups drawn by the generator (from a pool of ``generator_pool // 4`` groups). A share
     ``text_noise`` of the captions gets 1–4 random words that no caption uses inserted (:func:`add_filler`), so
-    that the text tower learns to read the expression phrase in sentence frames it has never seen."""
+    that the text tower learns to read the expression phrase in sentence frames it has never seen; a share
+    ``word_shift`` has its words rotated so that the phrase can stand first (:func:`shift_words`)."""
     import torch
     import random
 
@@ -319,11 +320,12 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
 
     def pairs(n: int, g: torch.Generator):
         images, texts = grouped_pairs(n, g)
-        if text_noise > 0:
-            from faceanim.toon.captions import add_filler
+        if text_noise > 0 or word_shift > 0:
+            from faceanim.toon.captions import add_filler, shift_words
 
             rng = random.Random(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
-            noisy = [add_filler(t, rng) if rng.random() < text_noise else t for t in texts]
+            noisy = [shift_words(t, rng) if word_shift > 0 and rng.random() < word_shift else t for t in texts]
+            noisy = [add_filler(t, rng) if text_noise > 0 and rng.random() < text_noise else t for t in noisy]
             # a caption the noise makes too long for the text context keeps its clean wording
             texts = [t if len(tokenizer.encode(t)) + 2 <= context_length else old for t, old in zip(noisy, texts)]
         return images, texts
@@ -400,11 +402,14 @@ ZERO_SHOT_FRAMES = {
 }
 
 
-def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None, generator=None) -> dict:
+def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None, generator=None,
+                   face_set: int = 0) -> dict:
     """Top-1 accuracy of telling each expression key from all the others on held-out identities rendered with
     one factor at its target. Reported for held-out sentence frames around the training words (the target
     metric), for the motion model's template, and for held-out synonyms never seen in training. With a ToonFace
-    ``generator``, the faces are that generator's drawings of the same parameters instead of the renderer's."""
+    ``generator``, the faces are that generator's drawings of the same parameters instead of the renderer's.
+    ``face_set`` > 0 draws another set of held-out faces (set 0 is the one CLIP stages were compared on; a fresh set
+    checks that a figure did not come from choosing stages on the same faces)."""
     import torch
     from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS, PROMPT_TARGETS
     from faceanim.toon.factors import ToonParams
@@ -417,7 +422,8 @@ def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None, gener
     with torch.no_grad():
         feats = []
         for i, k in enumerate(keys):
-            base = ToonParams.sample(per_key, generator=torch.Generator().manual_seed(EVAL_SEED + 100 + i))
+            seed = EVAL_SEED + 100 + i + 7919 * face_set
+            base = ToonParams.sample(per_key, generator=torch.Generator().manual_seed(seed))
             factor, value = PROMPT_TARGETS[k]
             params = base.replace(**{factor: value})
             if generator is not None:
@@ -442,16 +448,19 @@ def zero_shot_eval(clip, per_key: int = 24, keys: list[str] | None = None, gener
 @click.option("--generator", default=None, type=click.Path(exists=True, file_okay=False),
               help="Also score the ToonFace generator's drawings of the same faces.")
 @click.option("--per-key", default=64, show_default=True, help="Held-out faces per expression key.")
-def eval_clip(clip_dir: str, generator: str | None, per_key: int) -> None:
+@click.option("--face-set", default=0, show_default=True, type=click.IntRange(0),
+              help="Which set of held-out faces: 0 is the one stages are compared on, 1, 2, … are fresh sets.")
+def eval_clip(clip_dir: str, generator: str | None, per_key: int, face_set: int) -> None:
     """Zero-shot top-1 of a ToonFace CLIP on held-out renders (and on a generator's drawings of them), as JSON."""
     from faceanim.encoders.clip import CLIPEncoder
 
     clip = CLIPEncoder.from_pretrained(clip_dir).eval()
-    res = {"renderer": zero_shot_eval(clip, per_key=per_key)}
+    res = {"renderer": zero_shot_eval(clip, per_key=per_key, face_set=face_set)}
     if generator:
         from faceanim.models.stylegan2 import Generator
 
-        res["generator"] = zero_shot_eval(clip, per_key=per_key, generator=Generator.from_pretrained(generator))
+        res["generator"] = zero_shot_eval(clip, per_key=per_key, generator=Generator.from_pretrained(generator),
+                                          face_set=face_set)
     click.echo(json.dumps(res, indent=1))
 
 
@@ -479,9 +488,12 @@ def eval_clip(clip_dir: str, generator: str | None, per_key: int) -> None:
               help="Share of each batch made of one identity drawn with four confusable expressions (hard negatives).")
 @click.option("--text-noise", default=0.0, show_default=True,
               help="Share of captions with 1-4 random words that no caption uses inserted (robustness to new wording).")
+@click.option("--word-shift", default=0.0, show_default=True,
+              help="Share of captions whose words are rotated so that any word may start them (position robustness).")
 def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int, seed: int, resume: bool,
                eval_per_key: int, short_captions: float, blur: float, generator_mix: float, generator_dir: str | None,
-               generator_pool: int, init_from: str | None, same_face: float, text_noise: float) -> None:
+               generator_pool: int, init_from: str | None, same_face: float, text_noise: float,
+               word_shift: float) -> None:
     """Train the small ToonFace CLIP contrastively on renders + generated captions."""
     import torch
     from faceanim.encoders.clip import CLIPEncoder
@@ -499,12 +511,12 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
         clip = CLIPEncoder.from_config(toon_clip_config(image_size))
     if generator_mix > 0 and not generator_dir:
         raise click.UsageError("--generator-mix needs --generator")
-    for name, share in (("--same-face", same_face), ("--text-noise", text_noise)):
+    for name, share in (("--same-face", same_face), ("--text-noise", text_noise), ("--word-shift", word_shift)):
         if not 0.0 <= share <= 1.0:
             raise click.UsageError(f"{name} is a share in [0, 1]")
     cfg = ClipTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     pairs = _clip_pairs(image_size, short_captions, clip.context_length, blur, generator_mix, generator_dir,
-                        generator_pool, same_face, text_noise)
+                        generator_pool, same_face, text_noise, word_shift)
     trainer = ClipTrainer(clip, pairs, cfg, out,
                           evaluate=lambda c: {k: v["top1_mean"] for k, v in zero_shot_eval(c, per_key=12).items()})
     if resume:
