@@ -296,14 +296,15 @@ def _words(texts) -> set[str]:
 
 _FILLER: list[str] = []
 # Words about faces and feelings that no caption uses but that text noise must not teach the CLIP to ignore.
-_NOT_FILLER = ("happy happiness joy joyful glad cheerful cheery grin grins grinned grinning beam beams smirk smirks "
-               "giggle giggles chuckle frown scowl scowls upset unhappy sadness sorrow rage angst anger annoyed "
-               "grumpy shock shocks wow kiss kisses kissing lip lips mouth mouths teeth tooth tongue eye eyeball "
-               "eyebrow brow brows lash lashes blink blinks blinking cheek cheeks face faces facial nose chin "
-               "forehead ear ears hair hairs haired bald blonde young youth aging ageing elder older oldest "
-               "wrinkle glance glances gaze gazes stare stares staring peek lean tilt tilts nod nods smile smiles "
-               "laugh laughs lol lmao haha hahaha cry cries tear tears sob weep blush pink rosy emotion emotional "
-               "expression expressions mood moody feeling feelings feel feels smiley emoji")
+_NOT_FILLER = frozenset((
+    "happy happiness joy joyful glad cheerful cheery grin grins grinned grinning beam beams smirk smirks "
+    "giggle giggles chuckle frown scowl scowls upset unhappy sadness sorrow rage angst anger annoyed "
+    "grumpy shock shocks wow kiss kisses kissing lip lips mouth mouths teeth tooth tongue eye eyeball "
+    "eyebrow brow brows lash lashes blink blinks blinking cheek cheeks face faces facial nose chin "
+    "forehead ear ears hair hairs haired bald blonde young youth aging ageing elder older oldest "
+    "wrinkle glance glances gaze gazes stare stares staring peek lean tilt tilts nod nods smile smiles "
+    "laugh laughs lol lmao haha hahaha cry cries tear tears sob weep blush pink rosy emotion emotional "
+    "expression expressions mood moody feeling feelings feel feels smiley emoji").split())
 
 
 def filler_words() -> list[str]:
@@ -316,15 +317,12 @@ def filler_words() -> list[str]:
         from open_clip.tokenizer import SimpleTokenizer
 
         heldout = _words(heldout_phrases()) | _words(HELDOUT_PROMPTS.values())
-        used = (heldout | _words(s for v in VOCABULARY.values() for sp in v.values() for s in sp.all())
+        expression = _words(s for v in VOCABULARY.values() for sp in v.values() for s in sp.all())
+        used = (heldout | expression | _NOT_FILLER | _words(EXPRESSION_PROMPTS.values())
                 | _words(t for ts in TEMPLATES.values() for t in ts) | _words(n for ns in NOUNS.values() for n in ns)
-                | _words(EXPRESSION_PROMPTS.values())
                 | _words(caption(ToonParams.sample(2000, generator=torch.Generator().manual_seed(0),
                                                    expressions=True, attributes=True), rng=0)))
-        stems = {w[:5] for w in heldout if len(w) >= 5}
-        expression = _words(s for v in VOCABULARY.values() for sp in v.values() for s in sp.all())
-        stems |= {w[:4] for w in expression | set(_NOT_FILLER.split()) if len(w) >= 4}
-        used |= set(_NOT_FILLER.split())
+        stems = {w[:5] for w in heldout if len(w) >= 5} | {w[:4] for w in expression | _NOT_FILLER if len(w) >= 4}
         words = set()
         for token in SimpleTokenizer().encoder:
             if token.endswith("</w>"):
