@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
@@ -235,7 +236,7 @@ class Suite:
         info = parts.info
         model = run_dir / "motion_model"
         stamp = run_dir / "suite_key.json"  # what the run was trained from: reuse only the same
-        loss_clip, loss_clip_sha = self._train_loss_clip()
+        loss_clip, loss_clip_sha = self._train_loss_clip
         key = json.dumps({"bundle": self._fingerprint, "train": self.cfg.train, "run": dataclasses.asdict(run),
                           "loss_clip": loss_clip_sha}, sort_keys=True)
         fresh = self.fresh or (stamp.is_file() and stamp.read_text() != key)
@@ -265,21 +266,20 @@ class Suite:
         trainer.train()
         return model
 
+    @functools.cached_property
     def _train_loss_clip(self) -> tuple[Path, str]:
         """The CLIP inside the ablations' contrastive loss — the suite's ``train.loss_clip`` (relative paths from the
         current folder) or else the bundle's loss CLIP — and the SHA-256 of its files; read once per suite run."""
-        if not hasattr(self, "_loss_clip"):
-            path = self.cfg.train.get("loss_clip")
-            if not path:
-                folder = self._bundle_parts().loss_clip
-            elif (Path(path) / "config.json").is_file():
-                folder = Path(path)
-            else:
-                raise FaceanimError(f"suite {self.cfg.name}: train.loss_clip {path} is not a CLIP folder (config.json "
-                                    "+ weights); run from the folder it is relative to (the toonface suite: the "
-                                    "faceanim repository) or set train.loss_clip in your own suite file")
-            self._loss_clip = (folder, bundle_fingerprint(folder))
-        return self._loss_clip
+        path = self.cfg.train.get("loss_clip")
+        if not path:
+            folder = self._bundle_parts().loss_clip
+        elif (Path(path) / "config.json").is_file():
+            folder = Path(path)
+        else:
+            raise FaceanimError(f"suite {self.cfg.name}: train.loss_clip {path} is not a CLIP folder (config.json "
+                                "+ weights); run from the folder it is relative to (the toonface suite: the "
+                                "faceanim repository) or set train.loss_clip in your own suite file")
+        return folder, bundle_fingerprint(folder)
 
     def _evaluate(self, eval_out: Path, motion: Path | None) -> None:
         from faceanim.evaluation.run import evaluate
@@ -315,7 +315,7 @@ class Suite:
     def run(self) -> dict:
         t0 = time.perf_counter()
         # the ablations' loss CLIP, checked before any stage runs; its weights are part of every ablation's key
-        loss_clip = self._train_loss_clip()[1] if self.cfg.ablations else None
+        loss_clip = self._train_loss_clip[1] if self.cfg.ablations else None
         self.out.mkdir(parents=True, exist_ok=True)
         summary: dict[str, Any] = {"suite": dataclasses.asdict(self.cfg)}
         if self.cfg.comparison:

@@ -13,6 +13,7 @@ Keys: the unit expressions by factor name, the signed ones by direction (``gaze_
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass
@@ -294,7 +295,6 @@ def _words(texts) -> set[str]:
     return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
 
 
-_FILLER: list[str] = []
 # Words about faces and feelings that no caption uses but that text noise must not teach the CLIP to ignore.
 _NOT_FILLER = frozenset((
     "happy happiness joy joyful glad cheerful cheery grin grins grinned grinning beam beams smirk smirks "
@@ -307,31 +307,30 @@ _NOT_FILLER = frozenset((
     "expression expressions mood moody feeling feelings feel feels smiley emoji").split())
 
 
+@functools.cache
 def filler_words() -> list[str]:
     """Whole words of the CLIP tokenizer's vocabulary that no caption uses, in any split: neither a phrasing, a
     template, a noun nor an identity description (read off 2,000 training captions). Held-out words are kept out
     with their stems too ("illustrations" as well as "illustration"), so that text noise never trains on any part
     of the held-out wording; so are the stems of every expression word and a list of face and feeling words, so
-    that the noise never teaches the CLIP to ignore a word that names an expression. Sorted, built once."""
-    if not _FILLER:
-        from open_clip.tokenizer import SimpleTokenizer
+    that the noise never teaches the CLIP to ignore a word that names an expression. Sorted, built once (cached)."""
+    from open_clip.tokenizer import SimpleTokenizer
 
-        heldout = _words(heldout_phrases()) | _words(HELDOUT_PROMPTS.values())
-        expression = _words(s for v in VOCABULARY.values() for sp in v.values() for s in sp.all())
-        used = (heldout | expression | _NOT_FILLER | _words(EXPRESSION_PROMPTS.values())
-                | _words(t for ts in TEMPLATES.values() for t in ts) | _words(n for ns in NOUNS.values() for n in ns)
-                | _words(caption(ToonParams.sample(2000, generator=torch.Generator().manual_seed(0),
-                                                   expressions=True, attributes=True), rng=0)))
-        stems = {w[:5] for w in heldout if len(w) >= 5} | {w[:4] for w in expression | _NOT_FILLER if len(w) >= 4}
-        words = set()
-        for token in SimpleTokenizer().encoder:
-            if token.endswith("</w>"):
-                w = token[:-4]
-                if (3 <= len(w) <= 12 and w.isascii() and w.isalpha() and w not in used
-                        and w[:5] not in stems and w[:4] not in stems):
-                    words.add(w)
-        _FILLER.extend(sorted(words))
-    return _FILLER
+    heldout = _words(heldout_phrases()) | _words(HELDOUT_PROMPTS.values())
+    expression = _words(s for v in VOCABULARY.values() for sp in v.values() for s in sp.all())
+    used = (heldout | expression | _NOT_FILLER | _words(EXPRESSION_PROMPTS.values())
+            | _words(t for ts in TEMPLATES.values() for t in ts) | _words(n for ns in NOUNS.values() for n in ns)
+            | _words(caption(ToonParams.sample(2000, generator=torch.Generator().manual_seed(0),
+                                               expressions=True, attributes=True), rng=0)))
+    stems = {w[:5] for w in heldout if len(w) >= 5} | {w[:4] for w in expression | _NOT_FILLER if len(w) >= 4}
+    words = set()
+    for token in SimpleTokenizer().encoder:
+        if token.endswith("</w>"):
+            w = token[:-4]
+            if (3 <= len(w) <= 12 and w.isascii() and w.isalpha() and w not in used
+                    and w[:5] not in stems and w[:4] not in stems):
+                words.add(w)
+    return sorted(words)
 
 
 def add_filler(text: str, rng: random.Random, most: int = 4) -> str:

@@ -327,7 +327,8 @@ def _clip_pairs(image_size: int, short_captions: float = 0.0, context_length: in
             noisy = [shift_words(t, rng) if word_shift > 0 and rng.random() < word_shift else t for t in texts]
             noisy = [add_filler(t, rng) if text_noise > 0 and rng.random() < text_noise else t for t in noisy]
             # a caption the noise makes too long for the text context keeps its clean wording
-            texts = [t if len(tokenizer.encode(t)) + 2 <= context_length else old for t, old in zip(noisy, texts)]
+            texts = [t if t == old or len(tokenizer.encode(t)) + 2 <= context_length else old
+                     for t, old in zip(noisy, texts)]
         return images, texts
 
     def grouped_pairs(n: int, g: torch.Generator):
