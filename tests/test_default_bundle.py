@@ -34,8 +34,8 @@ def test_default_bundle_moves_the_face_and_depends_on_the_prompt():
     from faceanim.pipelines import AnimationPipeline
 
     pipe = AnimationPipeline.from_bundle()
-    a = pipe("smiling", seed=1, num_frames=8, generator=torch.Generator().manual_seed(0))
-    b = pipe("crying", seed=1, num_frames=8, generator=torch.Generator().manual_seed(0))
+    a = pipe("smiling", seed=1, num_frames=8, rng=torch.Generator().manual_seed(0))
+    b = pipe("crying", seed=1, num_frames=8, rng=torch.Generator().manual_seed(0))
     assert torch.equal(a.latents[0], b.latents[0])           # same start: the seed's face
     assert (a.latents[-1] - a.latents[0]).abs().max() > 1e-3  # it moves
     assert (a.latents[-1] - b.latents[-1]).abs().max() > 1e-3  # differently for another prompt
@@ -49,7 +49,7 @@ def test_evaluate_scores_the_default_bundle_with_its_own_evaluator(tmp_path, mon
     ToonEvaluator.from_pretrained(PACKAGED / "toonface" / "evaluator")  # loads, fp16 stored → float32
     monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
     out = tmp_path / "ev"
-    assert main(["evaluate", "--methods", "ours", "--prompts", "laugh", "--faces", "2", "--frames", "6",
+    assert main(["evaluate", "--methods", "ours", "-p", "laugh", "--faces", "2", "--frames", "6",
                  "--real", "8", "--grid-faces", "0", "--bootstrap", "100", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["domain"] == "toon" and res["features"]["evaluator"].startswith("the bundle's")

@@ -17,11 +17,10 @@ from faceanim.errors import CheckpointError, FaceanimError
 from faceanim.evaluation import METRICS, register_metric
 from faceanim.evaluation.baselines import Ours, RandomMotion, StyleCLIPConfig, StyleCLIPInterpolation
 from faceanim.evaluation.metrics import (MetricContext, Video, average_content_distance, bootstrap_ci,
-                                         change_alignment, content_distance, feature_stats, frechet_distance,
-                                         latent_acceleration,
-                                         latent_step, nondecreasing_fraction, pixel_flicker, spearman_rho,
-                                         toon_scores)
+                                         content_distance, feature_stats, frechet_distance, latent_acceleration,
+                                         latent_step, nondecreasing_fraction, pixel_flicker, spearman_rho)
 from faceanim.toon.factors import FACTORS, PARAM_DIM, SLICES
+from faceanim.toon.metrics import change_alignment, toon_scores
 
 from tiny_models import tiny_bundle, tiny_config
 
@@ -180,10 +179,10 @@ def test_clip_alignment_against_direct_computation(loss_clip):
 def test_dlib_descriptor_finds_a_real_face_and_skips_a_blank():
     pytest.importorskip("dlib")
     skdata = pytest.importorskip("skimage.data")
-    from faceanim.align.ffhq import _model_file
+    from faceanim.align.ffhq import model_file
     from faceanim.evaluation.features import DlibFaceDescriptor
 
-    if _model_file("dlib_face_recognition_resnet_model_v1.dat") is None:
+    if model_file("dlib_face_recognition_resnet_model_v1.dat") is None:
         pytest.skip("face_recognition_models not installed")
     face = torch.from_numpy(skdata.astronaut()[:256, 96:352].copy()).permute(2, 0, 1).float() / 127.5 - 1
     blank = torch.zeros_like(face)
@@ -335,7 +334,7 @@ def test_methods_share_one_call_and_shapes(pipe, loss_clip):
     sc = StyleCLIPInterpolation.from_pipeline(pipe, loss_clip, CLIPIdentity(loss_clip), StyleCLIPConfig(steps=4))
     mo = RandomMotion.from_pipeline(pipe, step_size=0.05)
     for method in (Ours(pipe), sc, mo):
-        out = method("smiling", latent=w_s, num_frames=5, generator=torch.Generator().manual_seed(1))
+        out = method("smiling", latent=w_s, num_frames=5, rng=torch.Generator().manual_seed(1))
         assert out.frames.shape == (5, 3, 16, 16) and out.latents.shape == (5, pipe.G.num_ws, pipe.G.w_dim)
         assert torch.allclose(out.latents[0], w_s, atol=1e-6)  # every method starts at the source face
         assert torch.allclose(out.frames, pipe.G.synthesis(out.latents, noise_mode="const"), atol=1e-5)
@@ -362,12 +361,12 @@ def test_styleclip_lowers_its_loss_and_interpolates_linearly(pipe, loss_clip):
 
 def test_random_motion_is_text_free_and_scaled(pipe):
     mo = RandomMotion.from_pipeline(pipe, step_size=0.05)
-    a = mo("smiling", seed=1, num_frames=16, generator=torch.Generator().manual_seed(3))
-    b = mo("crying", seed=1, num_frames=16, generator=torch.Generator().manual_seed(3))
+    a = mo("smiling", seed=1, num_frames=16, rng=torch.Generator().manual_seed(3))
+    b = mo("crying", seed=1, num_frames=16, rng=torch.Generator().manual_seed(3))
     assert torch.equal(a.latents, b.latents)  # the prompt is ignored
-    c = mo("smiling", seed=1, num_frames=16, generator=torch.Generator().manual_seed(4))
+    c = mo("smiling", seed=1, num_frames=16, rng=torch.Generator().manual_seed(4))
     assert not torch.equal(a.latents, c.latents)
-    steps = [latent_step(mo("x", seed=1, num_frames=16, generator=torch.Generator().manual_seed(s)).latents)
+    steps = [latent_step(mo("x", seed=1, num_frames=16, rng=torch.Generator().manual_seed(s)).latents)
              for s in range(8)]
     assert np.mean(steps) == pytest.approx(0.05, rel=0.25)
     d = a.latents[1:] - a.latents[:-1]
@@ -382,7 +381,7 @@ def test_random_motion_is_text_free_and_scaled(pipe):
 
 def test_evaluate_end_to_end(bundle, tmp_path, capsys):
     out = tmp_path / "results"
-    assert main(["evaluate", "--bundle", bundle, "--prompts", "smiling,crying", "--faces", "2", "--frames", "4",
+    assert main(["evaluate", "--bundle", bundle, "-p", "smiling", "-p", "crying", "--faces", "2", "--frames", "4",
                  "--out", str(out), "--steps", "3", "--identity", "clip", "--grid-format", "gif"]) == 0
     assert "wrote" in capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
@@ -406,8 +405,8 @@ def test_evaluate_toonface_ground_truth_and_fid(bundle, tmp_path, capsys):
     torch.manual_seed(0)
     ToonEvaluator(EvaluatorConfig(image_size=16, width=4, hidden=16)).save_pretrained(tmp_path / "evaluator")
     out = tmp_path / "toon"
-    assert main(["evaluate", "-b", bundle, "--prompts", "smile,looking left,free text", "--steps", "2",
-                 "-n", "2", "-t", "3", "-o", str(out), "--evaluator", str(tmp_path / "evaluator"), "--real", "8",
+    assert main(["evaluate", "-b", bundle, "-p", "smile", "-p", "looking left", "-p", "free text", "--steps", "2",
+                 "--faces", "2", "-n", "3", "-o", str(out), "--evaluator", str(tmp_path / "evaluator"), "--real", "8",
                  "--grid-faces", "0"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["domain"] == "toon" and res["features"]["identity"] == "toon-evaluator"
@@ -423,9 +422,9 @@ def test_evaluate_toonface_ground_truth_and_fid(bundle, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--methods", "ours,dreamgan"], "unknown method 'dreamgan'"),
-    (["--faces", "0"], "--faces must be ≥ 1"),
-    (["--faces", "-3"], "--faces must be ≥ 1"),
-    (["--frames", "1"], "--frames must be between"),
+    (["--faces", "0"], "--faces: 0 is not in the range x>=1"),
+    (["--faces", "-3"], "--faces: -3 is not in the range x>=1"),
+    (["--frames", "1"], "--frames: 1 is not in the range 2<=x<=1024"),
     (["--evaluator", "/no/such/folder"], "folder not found"),
 ])
 def test_evaluate_bad_input_is_one_line(bundle, tmp_path, capsys, args, message):

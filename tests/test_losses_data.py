@@ -75,7 +75,7 @@ def test_contrastive_with_views_averages_infonce_over_the_views():
     clip = CLIPEncoder.from_config(CLIP_VIT)
     loss = ContrastiveLoss(clip, template="The person is {}.", views=3)
     frames, prompts = torch.rand(2, 3, 16, 16) * 2 - 1, ["smiling", "crying"]
-    got = loss(frames, prompts, generator=torch.Generator().manual_seed(5))
+    got = loss(frames, prompts, rng=torch.Generator().manual_seed(5))
     views = random_views(frames, 3, loss.view_shift, loss.view_scale, torch.Generator().manual_seed(5))
     t = clip.encode_text(prompts, template="The person is {}.")
     expect = 0.0
@@ -83,9 +83,9 @@ def test_contrastive_with_views_averages_infonce_over_the_views():
         logits = clip.encode_image(views[2 * k:2 * k + 2]) @ t.t() / 0.07
         expect += -sum(torch.log_softmax(logits[i], 0)[i] for i in range(2)) / 2 / 3
     assert got.item() == pytest.approx(expect.item(), rel=1e-4)
-    again = loss(frames, prompts, generator=torch.Generator().manual_seed(5))
+    again = loss(frames, prompts, rng=torch.Generator().manual_seed(5))
     assert got.item() == again.item()  # the views are a function of the generator
-    assert loss(frames, prompts, generator=torch.Generator().manual_seed(6)).item() != got.item()
+    assert loss(frames, prompts, rng=torch.Generator().manual_seed(6)).item() != got.item()
 
 
 def test_directional_is_one_minus_cosine_of_image_and_text_changes():

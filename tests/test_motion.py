@@ -43,7 +43,7 @@ def test_h1_is_n_0_001():
     g = torch.Generator().manual_seed(0)
     h = torch.randn(1, 2000, generator=torch.Generator().manual_seed(0)) * M.h0_std
     assert h.std().item() == pytest.approx(0.1, rel=0.05)
-    a, b = M(torch.zeros(1, 4), 3, generator=g), M(torch.zeros(1, 4), 3, generator=torch.Generator().manual_seed(0))
+    a, b = M(torch.zeros(1, 4), 3, rng=g), M(torch.zeros(1, 4), 3, rng=torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
 
 
@@ -102,7 +102,7 @@ def test_parameter_groups_and_round_trip(tmp_path):
     B = LanguageGuidedAnimator.from_pretrained(tmp_path / "m")
     w = torch.randn(1, 6, 4)
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    assert torch.equal(A(["smiling"], 3, w_source=w, generator=g()).ws, B(["smiling"], 3, w_source=w, generator=g()).ws)
+    assert torch.equal(A(["smiling"], 3, w_source=w, rng=g()).ws, B(["smiling"], 3, w_source=w, rng=g()).ws)
 
 
 def test_config_errors():

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from faceanim.data.latents import LATENTS_FORMAT
 import torch
 from PIL import Image
 
@@ -293,7 +295,7 @@ def test_latents_round_trip(tmp_path):
     path = save_latents(codes, tmp_path / "codes.safetensors", {"prompts": "smiling | sad", "bundle": "toonface"})
     assert torch.equal(load_latents_file(path), codes)
     meta = load_latents_metadata(path)
-    assert meta["prompts"] == "smiling | sad" and meta["format"] == outputs.LATENTS_FORMAT
+    assert meta["prompts"] == "smiling | sad" and meta["format"] == LATENTS_FORMAT
     assert leftovers(tmp_path) == ["codes.safetensors"]
 
     torch.save({"w": codes[0]}, tmp_path / "w.pt")

@@ -152,15 +152,20 @@ def test_bad_photos(bundle, tmp_path, capsys, command, case, extra, needle):
 
 
 @needs_dlib
-def test_toonface_without_a_face_suggests_no_align(bundle, tmp_path, capsys):
-    toon = tmp_path / "toonface"
+def test_bundle_alignment_center_crop_needs_no_face_detection(bundle, tmp_path, capsys):
+    """A bundle that states ``alignment: center-crop`` (ToonFace) takes the centred square of any image: no dlib
+    detection (which finds no cartoon face) and no refusal; an FFHQ-aligned bundle refuses an image without a face."""
+    toon = tmp_path / "centered"
     shutil.copytree(bundle, toon)
     info = json.loads((toon / "bundle.json").read_text())
-    (toon / "bundle.json").write_text(json.dumps({**info, "name": "toonface"}))
+    (toon / "bundle.json").write_text(json.dumps({**info, "alignment": "center-crop"}))
     blank = _bad(tmp_path, "blank")
-    assert main(["animate", str(blank), "-b", str(toon), "-p", "smiling", "-o", str(tmp_path / "x.gif")]) == 2
-    err = _err(capsys)
-    assert "not cartoon ones" in err and "--no-align" in err
+    out = tmp_path / "x.gif"
+    assert main(["animate", str(blank), "-b", str(toon), "-p", "smiling", "-n", "2", "--invert-steps", "2",
+                 "-o", str(out)]) == 0
+    assert out.is_file()
+    assert main(["animate", str(blank), "-b", str(bundle), "-p", "smiling", "-o", str(tmp_path / "y.gif")]) == 2
+    assert "no face found" in _err(capsys) and not (tmp_path / "y.gif").exists()
 
 
 def test_missing_dlib_says_how_to_install(bundle, crop, tmp_path, capsys, monkeypatch):

@@ -53,7 +53,7 @@ def test_timeline_continues_from_last_code(pipe):
     first = pipe("crying", seed=2, num_frames=5)
     assert torch.allclose(out.latents[:5], first.latents, atol=1e-6)
     second = pipe("pouting", latent=first.latents[-1], num_frames=5,
-                  generator=_gen_after_one_segment(pipe, first))
+                  rng=_gen_after_one_segment(pipe, first))
     assert torch.allclose(out.latents[4:], second.latents, atol=1e-5)
     assert torch.allclose(first.latents[0], pipe.latent_from_seed(2), atol=1e-6)  # the video starts at the face
 
@@ -65,7 +65,7 @@ def test_literal_eq8_without_anchoring(pipe):
         A = pipe.animator
         z_t = A.clip.encode_text(["smiling"], template=pipe.template)
         expect = A(z_t, 3, w_source=pipe.latent_from_seed(2)[None], decay=True,
-                   generator=torch.Generator().manual_seed(2)).ws[0]
+                   rng=torch.Generator().manual_seed(2)).ws[0]
         assert torch.allclose(out.latents, expect, atol=1e-6)
     finally:
         pipe.anchor_first_frame = True

@@ -38,7 +38,7 @@ def suite_run(tmp_path_factory):
 
 def test_results_command_writes_the_page_from_the_stages(suite_run, capsys, monkeypatch):
     tmp, suite = suite_run
-    monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     out, page = tmp / "out", tmp / "docs" / "RESULTS.md"
     page.parent.mkdir()
     assert main(["results", "--suite", str(suite), "--out", str(out), "--page", str(page), "-q"]) == 0
@@ -69,7 +69,7 @@ def test_results_command_writes_the_page_from_the_stages(suite_run, capsys, monk
 
 def test_results_reuses_finished_stages(suite_run, capsys, monkeypatch):
     tmp, suite = suite_run
-    monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     out = tmp / "out"
     if not (out / "RESULTS.md").is_file():
         pytest.skip("needs the first test's run")
@@ -142,7 +142,7 @@ def test_suite_loss_clip_trains_the_ablations_and_is_checked_first(suite_run, tm
     from tiny_models import CLIP_VIT
 
     tmp, _ = suite_run
-    monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
     torch.manual_seed(5)
     CLIPEncoder.from_config(CLIP_VIT).save_pretrained(tmp_path / "other_clip")
     data = {**SUITE, "bundle": str(tmp / "tiny-bundle"), "comparison": None, "shipped": False,

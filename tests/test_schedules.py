@@ -2,7 +2,7 @@
 
 import math
 
-from faceanim.training.schedules import cosine_lr, projector_lr
+from faceanim.utils.schedules import cosine_lr, projector_lr
 
 
 def test_cosine_lr():

@@ -67,9 +67,9 @@ def test_noise_modes():
     with torch.no_grad():
         c1, c2 = G.synthesize(w, "const"), G.synthesize(w, "const")
         none = G.synthesize(w, "none")
-        r1 = G.synthesize(w, "random", generator=torch.Generator().manual_seed(1))
-        r1b = G.synthesize(w, "random", generator=torch.Generator().manual_seed(1))
-        r2 = G.synthesize(w, "random", generator=torch.Generator().manual_seed(2))
+        r1 = G.synthesize(w, "random", rng=torch.Generator().manual_seed(1))
+        r1b = G.synthesize(w, "random", rng=torch.Generator().manual_seed(1))
+        r2 = G.synthesize(w, "random", rng=torch.Generator().manual_seed(2))
     assert torch.equal(c1, c2)
     assert not torch.allclose(c1, none)
     assert torch.equal(r1, r1b) and not torch.allclose(r1, r2)

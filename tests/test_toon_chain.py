@@ -7,60 +7,76 @@ import os
 
 import pytest
 
+from faceanim.bundles import PACKAGED
 from faceanim.cli.main import main
 
 
 def test_toon_build_chain(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FACEANIM_NO_PROGRESS", "1")
-    assert main(["toon", "render", "--n", "4", "--out", "grid.png"]) == 0
-    assert main(["toon", "train-clip", "--out", "clip", "--steps", "2", "--batch-size", "8", "--eval-per-key", "2"]) == 0
+    assert main(["toon", "render", "--faces", "4", "-o", "grid.png"]) == 0
+    assert main(["toon", "train-clip", "--out", "clip", "--steps", "2", "--batch-size", "8", "--faces-per-key", "2"]) == 0
     ev = json.loads((tmp_path / "clip" / "zero_shot.json").read_text())
     assert set(ev) == {"heldout_template", "motion_template", "heldout_synonyms"}
-    assert main(["toon", "train-generator", "--out", "gen", "--steps", "2", "--batch-size", "4", "--eval-size", "8"]) == 0
+    assert main(["toon", "train-generator", "--out", "gen", "--steps", "2", "--batch-size", "4", "--faces", "8"]) == 0
     # a wider run started from the checkpoint draws the same images, then trains and resumes on its own shapes
-    assert main(["toon", "train-generator", "--out", "genw", "--steps", "1", "--batch-size", "2", "--eval-size", "4",
+    assert main(["toon", "train-generator", "--out", "genw", "--steps", "1", "--batch-size", "2", "--faces", "4",
                  "--init-from", "gen/checkpoint", "--channels", "64=40", "--mapping-lr-multiplier", "0.1"]) == 0
-    assert main(["toon", "train-generator", "--out", "genw", "--steps", "2", "--batch-size", "2", "--eval-size", "4",
+    assert main(["toon", "train-generator", "--out", "genw", "--steps", "2", "--batch-size", "2", "--faces", "4",
                  "--resume", "--mapping-lr-multiplier", "0.1"]) == 0
     assert json.loads((tmp_path / "genw" / "generator" / "config.json").read_text())["channels"]["64"] == 40
     assert main(["toon", "train-generator", "--out", "genx", "--channels", "64=40"]) == 2
     capsys.readouterr()
-    assert main(["toon", "eval-generator", "gen/generator", "--n", "8", "--per-key", "2"]) == 0
+    assert main(["toon", "eval-generator", "gen/generator", "--faces", "8", "--faces-per-key", "2"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert {"psnr_mean_db", "psnr_changed_pixels_db"} <= set(ev) and len(ev["drawn_level"]["smile"]) == 2
     assert ev["drawn_level"]["smile"][1] > 0.5  # the bundle's evaluator reads the renderer's smile
     # fine-tune the CLIP on a mix of renders and the generator's own drawings (a pool drawn once), blurred in part
-    assert main(["toon", "train-clip", "--out", "clip_ft", "--steps", "2", "--batch-size", "8", "--eval-per-key", "2",
+    assert main(["toon", "train-clip", "--out", "clip_ft", "--steps", "2", "--batch-size", "8", "--faces-per-key", "2",
                  "--init-from", "clip/clip", "--generator", "gen/generator", "--generator-mix", "0.5",
                  "--generator-pool", "8", "--blur", "0.5", "--text-noise", "0.5", "--word-shift", "0.5"]) == 0
     assert (tmp_path / "clip_ft" / "clip" / "config.json").is_file()
     capsys.readouterr()
-    assert main(["toon", "eval-clip", "clip_ft/clip", "--generator", "gen/generator", "--per-key", "2"]) == 0
+    assert main(["toon", "eval-clip", "clip_ft/clip", "--generator", "gen/generator", "--faces-per-key", "2"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert set(ev) == {"renderer", "generator"} and "top1_mean" in ev["generator"]["motion_template"]
-    assert main(["toon", "eval-clip", "clip_ft/clip", "--per-key", "2", "--face-set", "1"]) == 0
+    assert main(["toon", "eval-clip", "clip_ft/clip", "--faces-per-key", "2", "--face-set", "1"]) == 0
     assert "top1_mean" in json.loads(capsys.readouterr().out)["renderer"]["heldout_template"]
     assert main(["toon", "eval-clip", "clip_ft/clip", "--face-set", "-1"]) == 2
     assert main(["toon", "train-clip", "--out", "clip_bad", "--steps", "2", "--word-shift", "1.5"]) == 2
     assert not (tmp_path / "clip_bad").exists()
     assert main(["toon", "train-clip", "--out", "clip_bad", "--steps", "2", "--generator-mix", "0.5"]) != 0
-    assert main(["toon", "train-motion", "--generator", "gen/generator", "--clip", "clip/clip", "--out-dir", "motion",
+    assert main(["toon", "train-motion", "--generator", "gen/generator", "--clip", "clip/clip", "-o", "motion",
                  "--steps", "2", "--set", "sample_every=0"]) == 0
     run = next((tmp_path / "motion").iterdir())
     assert main(["toon", "train-evaluator", "--out", "ev", "--steps", "2", "--batch-size", "4", "--width", "4",
-                 "--render-size", "32", "--eval-n", "8", "--eval-per-key", "1"]) == 0
+                 "--render-size", "32", "--faces", "8", "--faces-per-key", "1"]) == 0
     capsys.readouterr()
-    assert main(["toon", "build-bundle", "--generator", "gen/generator", "--motion", str(run / "motion_model"),
-                 "--out", "bundle", "--evaluator", "ev/evaluator"]) == 0
+    build = ["toon", "build-bundle", "--generator", "gen/generator", "--motion", str(run / "motion_model")]
+    assert main(build) == 2  # -o is required: no default writes into the installed package
+    assert main([*build, "-o", str(PACKAGED / "toonface")]) == 2  # the shipped bundle is refused without --force
+    assert "installed package" in capsys.readouterr().err
+    assert main([*build, "-o", "bundle", "--evaluator", "ev/evaluator"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["fp16_vs_fp32_generator_psnr_db"] > 40 and report["bundle_mb"] < 40
     assert report["fp16_vs_fp32_evaluator_max_abs"] < 0.05
     assert json.loads((tmp_path / "bundle" / "bundle.json").read_text())["components"]["evaluator"] == "evaluator"
+    assert main([*build, "-o", "bundle"]) == 2  # an existing folder needs --force
     assert main(["animate", "--bundle", "bundle", "-p", "smiling", "-n", "4", "-o", "smile.mp4"]) == 0
     assert os.path.getsize(tmp_path / "smile.mp4") > 0
     assert main(["info", "bundle"]) == 0
     assert "inside motion/" in capsys.readouterr().out
+
+
+def test_build_bundle_refuses_existing_and_packaged_folders_without_force(tmp_path):
+    from faceanim.errors import FaceanimError
+    from faceanim.toon.bundle import check_bundle_output
+
+    assert check_bundle_output(tmp_path / "new", force=False) == tmp_path / "new"
+    for folder in (tmp_path, PACKAGED / "toonface", PACKAGED / "not_yet_there"):  # existing, shipped, in the package
+        with pytest.raises(FaceanimError):
+            check_bundle_output(folder, force=False)
+        assert check_bundle_output(folder, force=True) == folder  # checked only: nothing is written here
 
 
 def test_generator_resume_with_new_mapping_lr_keeps_the_function(tmp_path):
@@ -96,9 +112,9 @@ def test_generator_resume_with_new_mapping_lr_keeps_the_function(tmp_path):
     assert b.step == 6
 
 
-def test_train_motion_prompt_keys(monkeypatch):
-    from types import SimpleNamespace
+def test_train_motion_prompt_keys(monkeypatch, tmp_path):
     from pathlib import Path
+    from types import SimpleNamespace
 
     import faceanim.training.build as build
 
@@ -108,9 +124,15 @@ def test_train_motion_prompt_keys(monkeypatch):
     assert main(["toon", "train-motion", "--prompt-keys", "smile,laugh,tilt_left"]) == 0
     assert seen[0].prompts == ["smiling", "laughing", "tilting head to the left"]
     assert main(["toon", "train-motion", "--prompt-keys", "smile,dancing"]) == 2
-    assert seen[0].cond_clip == seen[0].loss_clip == "work/toonface/clip/clip"  # one CLIP for both by default
-    assert main(["toon", "train-motion", "--clip", "a/clip", "--loss-clip", "b/clip"]) == 0
-    assert (seen[-1].cond_clip, seen[-1].loss_clip) == ("a/clip", "b/clip")
+    bundle = PACKAGED / "toonface"  # defaults: the shipped bundle's networks, a run folder under runs/
+    assert seen[0].cond_clip == seen[0].loss_clip == str(bundle / "motion" / "clip")  # one CLIP for both
+    assert seen[0].generator == str(bundle / "generator") and seen[0].out_dir == "runs/toonface/motion"
+    monkeypatch.chdir(tmp_path)
+    assert main(["toon", "train-motion", "--clip", "a/clip", "--loss-clip", "b/clip"]) == 2  # checked: not there
+    (tmp_path / "a" / "clip").mkdir(parents=True)
+    (tmp_path / "b" / "clip").mkdir(parents=True)
+    assert main(["toon", "train-motion", "--clip", "a/clip", "--loss-clip", "b/clip", "--device", "cpu"]) == 0
+    assert (seen[-1].cond_clip, seen[-1].loss_clip, seen[-1].device) == ("a/clip", "b/clip", "cpu")
 
 
 def test_expression_weights_mark_the_animated_pixels_and_weight_the_loss(tmp_path):
@@ -170,7 +192,7 @@ def test_same_face_groups_are_one_identity_with_four_confusable_keys():
 
     import torch
     from faceanim.toon.captions import VOCABULARY
-    from faceanim.toon.cli import CONFUSABLE, _same_face_groups
+    from faceanim.toon.clip_data import CONFUSABLE, same_face_groups
 
     def key_of(text: str) -> str:
         phrase = text.split(" is ", 1)[1]
@@ -178,7 +200,7 @@ def test_same_face_groups_are_one_identity_with_four_confusable_keys():
 
     from faceanim.toon.renderer import render
 
-    params, texts = _same_face_groups(4, torch.Generator().manual_seed(0), random.Random(0))
+    params, texts = same_face_groups(4, torch.Generator().manual_seed(0), random.Random(0))
     images = render(params, size=32)
     assert images.shape == (16, 3, 32, 32) and len(texts) == 16
     pairs = {frozenset(p) for p in CONFUSABLE}

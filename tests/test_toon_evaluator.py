@@ -13,7 +13,8 @@ from faceanim.toon.captions import PROMPT_TARGETS
 from faceanim.toon.evaluator import PERIODIC
 from faceanim.toon.factors import FACTORS, IDENTITY, PARAM_DIM, SLICES, ToonParams
 from faceanim.toon.renderer import render
-from faceanim.toon.train_evaluator import EvaluatorTrainConfig, EvaluatorTrainer, evaluator_batch, gaussian_blur
+from faceanim.toon.train_evaluator import EvaluatorTrainConfig, EvaluatorTrainer, evaluator_batch
+from faceanim.utils.images import gaussian_blur
 
 TINY = dict(image_size=32, width=8, hidden=32)
 
@@ -126,7 +127,7 @@ def test_resume_is_exact(tmp_path):
 def test_train_evaluator_command(tmp_path):
     out = tmp_path / "run"
     assert main(["toon", "train-evaluator", "--out", str(out), "--steps", "2", "--batch-size", "4", "--width", "8",
-                 "--render-size", "64", "--eval-n", "8", "--eval-per-key", "2"]) == 0
+                 "--render-size", "64", "--faces", "8", "--faces-per-key", "2"]) == 0
     model = ToonEvaluator.from_pretrained(out / "evaluator")
     assert model.config.width == 8
     metrics = json.loads((out / "metrics.json").read_text())
@@ -136,5 +137,5 @@ def test_train_evaluator_command(tmp_path):
     assert {"identity_mae_mean", "prompt_accuracy_mean", "blurred_prompt_accuracy_mean"} <= set(metrics["summary"])
     assert set(metrics["identity_distance"]) == {"same_identity_expression_change", "different_identities"}
     assert main(["toon", "train-evaluator", "--out", str(out), "--steps", "3", "--batch-size", "4", "--width", "8",
-                 "--render-size", "64", "--eval-n", "8", "--eval-per-key", "2", "--resume"]) == 0
+                 "--render-size", "64", "--faces", "8", "--faces-per-key", "2", "--resume"]) == 0
     assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 3

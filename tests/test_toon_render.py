@@ -276,7 +276,7 @@ def test_prompts_and_hair_names() -> None:
 
 def test_filler_words_never_touch_any_caption_wording() -> None:
     from faceanim.toon.captions import add_filler, filler_words
-    from faceanim.toon.cli import ZERO_SHOT_FRAMES
+    from faceanim.toon.zero_shot import ZERO_SHOT_FRAMES
 
     words = filler_words()
     pool = set(words)
@@ -310,11 +310,14 @@ def test_filler_words_never_touch_any_caption_wording() -> None:
 
 def test_text_noise_share_and_context() -> None:
     from faceanim.toon.captions import filler_words
-    from faceanim.toon.cli import _clip_pairs
+    from faceanim.toon.clip_data import ClipPairConfig, ClipPairSampler
     from open_clip.tokenizer import SimpleTokenizer
 
-    clean = _clip_pairs(32, 0.5, 32, same_face=0.5)(64, torch.Generator().manual_seed(7))
-    noisy = _clip_pairs(32, 0.5, 32, same_face=0.5, text_noise=0.5)(64, torch.Generator().manual_seed(7))
+    def pairs(**options):
+        config = ClipPairConfig(image_size=32, short_captions=0.5, context_length=32, same_face=0.5, **options)
+        return ClipPairSampler(config)(64, torch.Generator().manual_seed(7))
+
+    clean, noisy = pairs(), pairs(text_noise=0.5)
     assert torch.equal(clean[0], noisy[0])  # the same images
     pool, tok = set(filler_words()), SimpleTokenizer()
     changed = 0
@@ -328,7 +331,7 @@ def test_text_noise_share_and_context() -> None:
 
 def test_word_shift_rotates_the_caption() -> None:
     from faceanim.toon.captions import shift_words
-    from faceanim.toon.cli import _clip_pairs
+    from faceanim.toon.clip_data import ClipPairConfig, ClipPairSampler
 
     rng, text = random.Random(0), "The cartoon girl is pouting their lips"
     words = text.split(" ")
@@ -340,15 +343,18 @@ def test_word_shift_rotates_the_caption() -> None:
         starts.add(out[0])
     assert "pouting" in starts and len(starts) == len(words) - 1
     assert shift_words("smiling", rng) == "smiling"
-    clean = _clip_pairs(32, 0.5, 32)(64, torch.Generator().manual_seed(3))[1]
-    shifted = _clip_pairs(32, 0.5, 32, word_shift=0.5)(64, torch.Generator().manual_seed(3))[1]
+    def captions(**options):
+        config = ClipPairConfig(image_size=32, short_captions=0.5, context_length=32, **options)
+        return ClipPairSampler(config)(64, torch.Generator().manual_seed(3))[1]
+
+    clean, shifted = captions(), captions(word_shift=0.5)
     moved = [a != b for a, b in zip(clean, shifted)]
     assert 16 <= sum(moved) <= 48
     assert all(sorted(a.split(" ")) == sorted(b.split(" ")) for a, b in zip(clean, shifted))
 
 
 def test_zero_shot_face_sets_are_different_faces(monkeypatch) -> None:
-    import faceanim.toon.cli as cli
+    from faceanim.toon.zero_shot import zero_shot_eval
 
     seen: dict[int, list] = {}
 
@@ -365,7 +371,7 @@ def test_zero_shot_face_sets_are_different_faces(monkeypatch) -> None:
     probe = Probe()
     for face_set in (0, 1, 0):
         probe.face_set = face_set
-        cli.zero_shot_eval(probe, per_key=2, keys=["smile", "pout"], face_set=face_set)
+        zero_shot_eval(probe, per_key=2, keys=["smile", "pout"], face_set=face_set)
     a, b = torch.cat(seen[0][:2]), torch.cat(seen[1])
     assert torch.equal(a, torch.cat(seen[0][2:]))  # a set is the same faces every time
     assert not torch.equal(a, b)

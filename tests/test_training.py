@@ -18,7 +18,7 @@ from faceanim.training.config import TrainConfig
 
 from tiny_models import tiny_config
 
-os.environ.setdefault("FACEANIM_NO_PROGRESS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def test_smoke_training_contrastive_loss_falls(tmp_path):
@@ -164,7 +164,7 @@ def test_cli_train_and_resume(tmp_path, capsys):
 def test_torchrun_two_processes_hold_identical_weights(tmp_path):
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
     path = tiny_config(tmp_path, steps=3, save_rank_weights=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "FACEANIM_NO_PROGRESS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "faceanim", "train",
                            "--config", str(path)], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -248,6 +248,7 @@ def test_metrics_hook_logs_the_registered_metrics_during_training(tmp_path):
     ToonFace evaluator the ground truth and identity) on fixed videos, equal to the functions called directly."""
     import json
 
+    from faceanim.evaluation.hooks import training_metrics
     from faceanim.evaluation.metrics import latent_acceleration, pixel_flicker
     from faceanim.toon.evaluator import EvaluatorConfig, ToonEvaluator
 
@@ -255,7 +256,7 @@ def test_metrics_hook_logs_the_registered_metrics_during_training(tmp_path):
     ToonEvaluator(EvaluatorConfig(image_size=32, width=8, hidden=32)).save_pretrained(tmp_path / "ev")
     cfg = TrainConfig.from_yaml(tiny_config(tmp_path, steps=4, metrics_every=2, metrics_videos=3, sample_frames=5,
                                             evaluator=str(tmp_path / "ev")))
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, metrics_hook=training_metrics)
     trainer.train()
     lines = [json.loads(x) for x in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [2, 4]

@@ -15,38 +15,34 @@ Every writer produces its output beside the target under a temporary name and re
 when complete: an error or Ctrl-C mid-write leaves neither a partial target nor a temporary file behind.
 Call :func:`check_output_path` before any expensive work so a bad path fails in a second, not after synthesis.
 
-MP4 goes through the ffmpeg binary of ``imageio-ffmpeg`` (the ``video`` extra): a static build with libx264 for
+MP4 goes through the ffmpeg binary of ``imageio-ffmpeg`` (a dependency): a static build with libx264 for
 every platform, run as a separate process so an encoder crash cannot take the Python process (or a demo server)
 with it. Without that package, an ``ffmpeg`` on ``PATH`` (or ``IMAGEIO_FFMPEG_EXE``) is used if it has libx264.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from faceanim.errors import FaceanimError
 from faceanim.utils.images import to_uint8
-from faceanim.utils.io import atomic_dir, atomic_path, save_safetensors
+from faceanim.utils.interrupts import critical
+from faceanim.data.latents import load_latents_file, load_latents_metadata, save_latents  # noqa: F401 (API)
+from faceanim.utils.paths import FOLDER, VIDEO_OUTPUTS, check_output_path, ffmpeg_exe as _ffmpeg, output_kind
+from faceanim.utils.io import atomic_dir, atomic_path
 
 __all__ = ["VIDEO_OUTPUTS", "FOLDER", "as_uint8_video", "check_output_path", "load_latents_file",
            "load_latents_metadata", "output_kind", "save_latents", "write_animation", "write_grid_video",
            "write_image_table"]
 
-FOLDER = "/"                                  # the output kind of a folder of PNG frames
-VIDEO_OUTPUTS = (".mp4", ".gif", ".png", FOLDER)
-LATENTS_SUFFIX = ".safetensors"
-LATENTS_KEY = "latents"                       # tensor name inside a latents file
-LATENTS_FORMAT = "faceanim.latents"           # value of the ``format`` metadata entry
-LATENT_INPUTS = (LATENTS_SUFFIX, ".pt", ".npy")
 
 MP4_CRF = 18                                  # x264 quality: 18 ≈ visually lossless; files stay ~50 kB/s at 256 px
 MP4_PRESET = "medium"                         # x264 speed/size trade-off; encoding is a small share of total time
@@ -55,69 +51,10 @@ GRID_GAP = 2                                  # white pixels between and around 
 FRAME_NAME = "frame_{:04d}.png"
 PNG_COMPRESS_LEVEL = 1                        # zlib level: 4-5× faster than PIL's default 6, files ~12% larger
 
-_KIND_NAMES = {".mp4": ".mp4", ".gif": ".gif", ".png": ".png", FOLDER: "a folder/ of PNG frames",
-               LATENTS_SUFFIX: LATENTS_SUFFIX}
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Paths
-
-
-def output_kind(path: str | os.PathLike) -> str:
-    """The format a path asks for: its lower-case suffix, or ``FOLDER`` for a path ending in ``/`` or without one."""
-    text = os.fspath(path)
-    if text.endswith(("/", os.sep)) or not Path(text).suffix:
-        return FOLDER
-    return Path(text).suffix.lower()
-
-
-def check_output_path(path: str | os.PathLike, allowed: Iterable[str] | None = None) -> str:
-    """Check that ``path`` can receive an output, before any expensive work; returns its kind (see :func:`output_kind`).
-
-    ``allowed`` are the accepted kinds (default: ``VIDEO_OUTPUTS``). Raises a one-line :class:`FaceanimError` for an
-    unsupported suffix, a missing or unwritable parent folder, a folder where a file should go (or the reverse), a
-    frame folder that already holds other files, and an ``.mp4`` without a usable ffmpeg.
-    """
-    allowed = tuple(VIDEO_OUTPUTS if allowed is None else allowed)
-    kind = output_kind(path)
-    if kind not in allowed:
-        names = [_KIND_NAMES.get(k, k) for k in allowed]
-        listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
-        raise FaceanimError(f"unsupported output {os.fspath(path)!r}: use {listed}")
-    target = Path(path)
-    parent = target.parent
-    if not parent.is_dir():
-        raise FaceanimError(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise FaceanimError(f"output folder is not writable: {parent}")
-    if kind == FOLDER:
-        _check_frame_folder(target)
-    elif target.is_dir():
-        raise FaceanimError(f"output {target} is an existing folder, not a file")
-    if kind == ".mp4":
-        _ffmpeg()
-    return kind
-
-
-def _check_frame_folder(target: Path) -> None:
-    # The whole folder is replaced on success, so it must hold nothing but frames of an earlier run.
-    if target.name in ("", ".", "..") or _contains(target, Path.cwd()):
-        raise FaceanimError(f"give a new folder name for the frames, not {os.fspath(target)!r}")
-    if target.exists():
-        if not target.is_dir():
-            raise FaceanimError(f"output {target} exists and is not a folder")
-        others = [p.name for p in target.iterdir() if not (p.name.startswith("frame_") and p.suffix == ".png")]
-        if others:
-            raise FaceanimError(f"output folder {target} already holds other files ({others[0]}, …); "
-                                "choose a new or empty folder")
-
-
-def _contains(folder: Path, inner: Path) -> bool:
-    try:
-        inner.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -258,9 +195,11 @@ def _write_mp4(frames: Iterator[np.ndarray], path: str | os.PathLike, fps: float
         # Own session / process group: Ctrl-C reaches only Python, which then kills the encoder itself.
         group = {"start_new_session": True} if os.name == "posix" else \
             {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-        proc = subprocess.Popen([*cmd, str(tmp)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-                                **group)
+        proc = None
         try:
+            with critical():  # a signal here would orphan an ffmpeg that then writes tmp again after cleanup
+                proc = subprocess.Popen([*cmd, str(tmp)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=log, **group)
             try:
                 proc.stdin.write(first.tobytes())
                 for frame in frames:
@@ -273,11 +212,12 @@ def _write_mp4(frames: Iterator[np.ndarray], path: str | os.PathLike, fps: float
                 pass  # ffmpeg quit early; its exit code and log say why
             code = proc.wait()
         except BaseException:
-            proc.kill()
-            proc.wait()
+            if proc is not None:
+                proc.kill()
+                proc.wait()
             raise
         finally:
-            if proc.stdin and not proc.stdin.closed:
+            if proc is not None and proc.stdin and not proc.stdin.closed:
                 try:
                     proc.stdin.close()
                 except BrokenPipeError:
@@ -428,90 +368,3 @@ def _wrap(text: str, fits, max_lines: int) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------------------------
 # ffmpeg
-
-
-@functools.lru_cache(maxsize=1)
-def _ffmpeg() -> str:
-    """Path of an ffmpeg with libx264 (checked once per process); one-line FaceanimError otherwise."""
-    import shutil
-
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        exe = os.environ.get("IMAGEIO_FFMPEG_EXE") or shutil.which("ffmpeg")
-        if exe is None:
-            raise FaceanimError("writing .mp4 needs ffmpeg: pip install 'faceanim[video]' (or write a .gif)") from None
-    else:
-        try:
-            exe = imageio_ffmpeg.get_ffmpeg_exe()
-        except RuntimeError as exc:
-            raise FaceanimError(f"no ffmpeg binary found ({exc}); reinstall imageio-ffmpeg") from None
-    try:
-        listing = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FaceanimError(f"cannot run ffmpeg at {exe} ({exc})") from None
-    if " libx264 " not in listing.stdout:
-        raise FaceanimError(f"ffmpeg at {exe} has no libx264 encoder; pip install 'faceanim[video]' for one that has")
-    return exe
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Latents
-
-
-def save_latents(latents: torch.Tensor, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
-    """Write W+ codes — ``[T, num_ws, w_dim]`` per frame (a grid: ``[N, T, num_ws, w_dim]``; one code:
-    ``[num_ws, w_dim]``) — as float32 safetensors under ``latents``, with string ``metadata`` (prompts, bundle…).
-    """
-    check_output_path(path, allowed=(LATENTS_SUFFIX,))
-    x = torch.as_tensor(latents).detach().to("cpu", torch.float32).contiguous()
-    if x.ndim not in (2, 3, 4):
-        raise ValueError(f"latents must be [T, num_ws, w_dim] (or [N, T, …] / [num_ws, w_dim]), got {list(x.shape)}")
-    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    meta["format"] = LATENTS_FORMAT
-    with atomic_path(path) as tmp:
-        save_safetensors({LATENTS_KEY: x}, tmp, metadata=meta)
-    return Path(path)
-
-
-def load_latents_file(path: str | os.PathLike) -> torch.Tensor:
-    """Read W or W+ codes as float32: a ``.safetensors`` from :func:`save_latents` (or holding one tensor), a
-    ``.pt`` (loaded with ``weights_only=True``: a tensor, or a dict with ``latents``/``latent``/``w``/``ws``), or a
-    ``.npy`` (no pickles). Any unreadable file raises a one-line FaceanimError; the shape is checked by its user."""
-    from faceanim.utils.io import read_tensor_file
-
-    path = Path(path)
-    if path.suffix.lower() not in LATENT_INPUTS:
-        raise FaceanimError(f"unsupported latent file {os.fspath(path)!r}: use {', '.join(LATENT_INPUTS)}")
-    found = read_tensor_file(path, "latent")
-    x = _pick_tensor(found, path)
-    if not x.is_floating_point() or x.ndim not in (1, 2, 3, 4):
-        raise FaceanimError(f"{path} holds {str(x.dtype).removeprefix('torch.')} {list(x.shape)}, not W/W+ codes")
-    if not bool(torch.isfinite(x).all()):
-        raise FaceanimError(f"{path} holds NaN or infinite values")
-    return x.to(torch.float32)
-
-
-def load_latents_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata written by :func:`save_latents` (empty for files from elsewhere)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except Exception as exc:
-        raise FaceanimError(f"{path} is not a readable safetensors file ({exc})") from None
-
-
-def _pick_tensor(found: object, path: Path) -> torch.Tensor:
-    if isinstance(found, torch.Tensor):
-        return found
-    if isinstance(found, dict):
-        for key in (LATENTS_KEY, "latent", "w", "ws"):
-            if isinstance(found.get(key), torch.Tensor):
-                return found[key]
-        tensors = [v for v in found.values() if isinstance(v, torch.Tensor)]
-        if len(tensors) == 1:
-            return tensors[0]
-        raise FaceanimError(f"{path} holds {sorted(map(str, found))}; expected one tensor or a '{LATENTS_KEY}' entry")
-    raise FaceanimError(f"{path} holds a {type(found).__name__}, not a tensor")

@@ -93,10 +93,10 @@ class AlignedFace:
 def default_landmarks_path() -> str | None:
     """The 68-point model shipped by ``face_recognition_models``, found without importing it (its
     ``__init__`` needs ``pkg_resources``), or None."""
-    return _model_file(LANDMARKS_MODEL)
+    return model_file(LANDMARKS_MODEL)
 
 
-def _model_file(name: str) -> str | None:
+def model_file(name: str) -> str | None:
     try:
         spec = importlib.util.find_spec("face_recognition_models")
     except (ImportError, ValueError):
@@ -145,7 +145,7 @@ class FaceAligner:
         except RuntimeError as exc:
             raise FaceanimError(f"{path} is not a dlib shape predictor ({exc})") from None
         if self.detector_kind == "cnn":
-            cnn_path = _model_file(CNN_DETECTOR_MODEL)
+            cnn_path = model_file(CNN_DETECTOR_MODEL)
             if cnn_path is None:
                 raise FaceanimError(f"detector='cnn' needs {CNN_DETECTOR_MODEL} from face_recognition_models")
             self._detector = dlib.cnn_face_detection_model_v1(cnn_path)

@@ -8,7 +8,10 @@
     MODEL_CARD.md        how the bundle was made and what it measures
 
 Bundles are found by path, or by name among the bundles shipped in the package (``toonface``) and those in
-``$FACEANIM_HOME/bundles`` (default ``~/.cache/faceanim/bundles``).
+``$FACEANIM_HOME/bundles`` (default ``~/.cache/faceanim/bundles``). :class:`Bundle` is the one way in:
+
+    bundle = Bundle.open("toonface")          # a name or a folder; reads bundle.json only (no torch)
+    bundle.info.template, bundle.path("loss_clip"), bundle.load_generator()
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from faceanim.errors import CheckpointError, FaceanimError
-from faceanim.utils.io import atomic_dir
 
 KIND = "faceanim-bundle"
+ALIGNMENTS = ("ffhq", "center-crop", "none")  # ffhq: dlib + FFHQ crop; center-crop: the centred square; none: as is
 DEFAULT_BUNDLE = "toonface"
 PACKAGED = Path(__file__).parent  # shipped bundles live in sub-folders of this package
 
@@ -38,10 +41,11 @@ class BundleInfo:
     template: str = "The person is {}."    # prompt template for bare prompts
     mode: str = "latent"                   # "latent" (seed / W+ code) or "image" (real photos)
     truncation_psi: float = 0.7            # truncation for faces sampled from a seed
-    z_sampler: str = "gaussian"            # how a seed becomes z (faceanim.latent_samplers)
+    z_sampler: str = "gaussian"            # how a seed becomes z (faceanim.data.z_samplers)
     fps: int = 10                          # default frames per second of written videos
     num_frames: int = 16                   # default frames per prompt
     example_prompts: list[str] = field(default_factory=lambda: ["smiling"])
+    alignment: str = "ffhq"                # how photos become crops: "ffhq" (dlib landmarks), "center-crop", "none"
     description: str = ""
     components: dict[str, str] = field(default_factory=dict)  # component → sub-folder
 
@@ -71,6 +75,89 @@ def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
     raise FaceanimError(f"unknown bundle {spec!r} (available: {names}; or give a bundle folder path)")
 
 
+# Where each component lives when bundle.json does not say (cond_clip: the motion model's own CLIP).
+DEFAULT_COMPONENTS = {"generator": "generator", "motion": "motion", "cond_clip": "motion/clip"}
+
+
+class Bundle:
+    """An opened bundle folder: its description (``info``), where each component is, and loaders.
+
+    Components: ``generator``, ``motion`` (with the conditioning CLIP ``cond_clip`` = ``motion/clip``),
+    ``loss_clip`` (default: the conditioning CLIP), and the optional ``encoder`` (e4e) and ``evaluator``.
+    """
+
+    def __init__(self, folder: str | os.PathLike, info: BundleInfo):
+        self.folder, self.info = Path(folder), info
+
+    @classmethod
+    def open(cls, name_or_folder: "str | os.PathLike | Bundle | None" = None) -> "Bundle":
+        """A bundle by folder path or name (None: the default bundle); reads only ``bundle.json``."""
+        if isinstance(name_or_folder, Bundle):
+            return name_or_folder
+        folder = resolve_bundle(name_or_folder)
+        return cls(folder, read_bundle_info(folder))
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def has(self, component: str) -> bool:
+        """Whether the bundle carries ``component`` (listed in bundle.json, or one every bundle has)."""
+        return component in self.info.components or component in DEFAULT_COMPONENTS
+
+    def path(self, component: str) -> Path:
+        """The folder of ``component`` (``loss_clip`` not listed: the conditioning CLIP, as training defaults)."""
+        sub = self.info.components.get(component)
+        if sub is None and component == "loss_clip":
+            return self.path("cond_clip")
+        if sub is None and component == "cond_clip":
+            return self.path("motion") / "clip"
+        sub = sub or DEFAULT_COMPONENTS.get(component)
+        if sub is None:
+            raise FaceanimError(f"bundle {self.name} has no {component} (it has: "
+                                f"{', '.join(self.info.components) or 'nothing listed'})")
+        return self.folder / sub
+
+    def load_generator(self):
+        from faceanim.models.stylegan2 import Generator
+
+        return Generator.from_pretrained(self.path("generator"))
+
+    def load_animator(self):
+        from faceanim.motion.model import LanguageGuidedAnimator
+
+        return LanguageGuidedAnimator.from_pretrained(self.path("motion"))
+
+    def load_clip(self, component: str = "loss_clip"):
+        from faceanim.encoders.clip import CLIPEncoder
+
+        return CLIPEncoder.from_pretrained(self.path(component))
+
+    @property
+    def motion_mode(self) -> str:
+        """"latent" (faces from seeds / codes) or "image" (photos), from the motion model's config.json."""
+        path = self.path("motion") / "config.json"
+        try:
+            return str(json.loads(path.read_text()).get("mode", "latent"))
+        except (OSError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{path} is unreadable ({exc})") from None
+
+    @property
+    def generator_resolution(self) -> int:
+        """The generator's image size, from its config.json (no weights loaded)."""
+        path = self.path("generator") / "config.json"
+        try:
+            return int(json.loads(path.read_text())["img_resolution"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path} is unreadable or names no img_resolution ({exc})") from None
+
+    def describe(self) -> str:
+        return describe_bundle(self.folder)
+
+    def __repr__(self) -> str:
+        return f"Bundle({self.name!r}, {str(self.folder)!r})"
+
+
 def read_bundle_info(folder: str | os.PathLike) -> BundleInfo:
     folder = Path(folder)
     try:
@@ -80,7 +167,11 @@ def read_bundle_info(folder: str | os.PathLike) -> BundleInfo:
     if data.pop("kind", None) != KIND:
         raise CheckpointError(f"{folder}/bundle.json is not a faceanim bundle description")
     known = BundleInfo.__dataclass_fields__
-    return BundleInfo(**{k: v for k, v in data.items() if k in known})
+    info = BundleInfo(**{k: v for k, v in data.items() if k in known})
+    if info.alignment not in ALIGNMENTS:
+        raise CheckpointError(f"{folder}/bundle.json: alignment must be one of {', '.join(ALIGNMENTS)}, "
+                              f"got {info.alignment!r}")
+    return info
 
 
 def create_bundle(out: str | os.PathLike, info: BundleInfo, generator: str | os.PathLike, motion: str | os.PathLike,
@@ -92,6 +183,7 @@ def create_bundle(out: str | os.PathLike, info: BundleInfo, generator: str | os.
     """
     from faceanim.convert import load_generator
     from faceanim.motion.model import LanguageGuidedAnimator
+    from faceanim.utils.io import atomic_dir
 
     out = Path(out)
     if out.exists() and not overwrite:

@@ -1,4 +1,4 @@
-"""`faceanim align` and `faceanim invert`, and the photo steps `faceanim animate` shares with them.
+"""`faceanim align` and `faceanim invert` (the photo steps themselves: :mod:`faceanim.align.prepare`).
 
 A photo becomes a generator input in two steps: FFHQ alignment (dlib landmarks; :mod:`faceanim.align`) and
 inversion into W+ (:class:`faceanim.inversion.Inverter`: e4e when the bundle has an encoder, else the
@@ -12,136 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from faceanim.align.prepare import (FFHQ_SIZE, MIN_INVERSION_SIZE, check_image_output, check_steps, prepare_face,
+                                    save_image)
 from faceanim.errors import FaceanimError
-
-if TYPE_CHECKING:
-    import numpy as np
-    from PIL import Image
-
-    from faceanim.align import AlignedFace
-
-IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".webp")
-FFHQ_SIZE = 1024            # default crop side of `faceanim align` without --bundle (the FFHQ layout)
-MIN_INVERSION_SIZE = 256    # faces are aligned at least this large for inversion (e4e reads 256×256)
-TOON_BUNDLE = "toonface"
-
-
-@dataclass
-class PreparedFace:
-    """A face ready for inversion, and where it came from."""
-
-    image: "Image.Image"           # square crop: FFHQ-aligned, or the center square with --no-align
-    photo: "Image.Image"           # the original image (RGB)
-    quad: "np.ndarray"             # [4, 2] source pixels of the crop's TL, BL, BR, TR corners (for paste-back)
-    aligned: "AlignedFace | None"  # detection and landmarks; None with --no-align
-
-    def paste_back(self, frames, feather: float = 0.1) -> list["Image.Image"]:
-        """Composite aligned frames (uint8 ``[T, H, W, 3]`` or PIL images) into the original photo."""
-        from faceanim.align import paste_back
-
-        return paste_back(self.photo, frames, self.quad, feather=feather)
-
-
-# -- shared steps ------------------------------------------------------------------------------------------------------
-def bundle_facts(bundle: str | None) -> tuple[str, int]:
-    """(name, generator resolution) of a bundle, read from its JSON files without loading any weights."""
-    from faceanim.bundles import read_bundle_info, resolve_bundle
-    from faceanim.utils.io import read_config
-
-    folder = resolve_bundle(bundle)
-    info = read_bundle_info(folder)
-    config = read_config(folder / info.components.get("generator", "generator"), "stylegan2-generator")
-    return info.name, int(config["img_resolution"])
-
-
-def check_image_output(path: str | None, option: str) -> None:
-    """Fail before any work if ``path`` cannot receive an image."""
-    if path is None:
-        return
-    from faceanim.outputs import check_output_path
-
-    if Path(path).suffix.lower() not in IMAGE_OUTPUTS:
-        raise FaceanimError(f"{option} {path!r}: use {', '.join(IMAGE_OUTPUTS)}")
-    check_output_path(path, allowed=(Path(path).suffix.lower(),))
-
-
-def save_image(image: "Image.Image", path: str) -> None:
-    from faceanim.utils.io import atomic_path
-
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}[Path(path).suffix.lower()]
-    with atomic_path(path) as tmp:
-        image.save(tmp, format=fmt, **({"quality": 95} if fmt != "PNG" else {}))
-
-
-def _require_alignment() -> None:
-    """dlib and the landmark model, or one line saying how to get them."""
-    hint = 'pip install "faceanim[align]" (or pass --no-align if the image already is an aligned face crop)'
-    try:
-        import dlib  # noqa: F401
-    except ImportError:
-        raise FaceanimError(f"face alignment needs dlib: {hint}") from None
-    from faceanim.align import default_landmarks_path
-
-    if default_landmarks_path() is None:
-        raise FaceanimError(f"face alignment needs the dlib 68-point landmark model: {hint}")
-
-
-def align_photo(photo: "Image.Image", name: str, size: int, face_index: int = 0,
-                bundle_name: str | None = None) -> "AlignedFace":
-    """Detect faces (largest first) and FFHQ-align number ``face_index`` to ``size``²; one-line errors."""
-    from faceanim.align import FaceAligner
-
-    _require_alignment()
-    aligner = FaceAligner()
-    faces = aligner.detect(photo)
-    if not faces:
-        if bundle_name == TOON_BUNDLE:
-            raise FaceanimError(f"no face found in {name}: dlib's detector finds real human faces, not cartoon ones; "
-                                "ToonFace renders already are aligned crops, so pass --no-align")
-        raise FaceanimError(f"no face found in {name} (the detector needs a real, roughly frontal face; for an "
-                            "already aligned crop pass --no-align)")
-    if not 0 <= face_index < len(faces):
-        n = len(faces)
-        raise FaceanimError(f"--face-index {face_index} is out of range: {n} face{'s' if n != 1 else ''} found in "
-                            f"{name} (valid: 0..{n - 1}, largest first)")
-    return aligner.align(photo, output_size=size, face_index=face_index, faces=faces)
-
-
-def center_square(photo: "Image.Image", size: int) -> tuple["Image.Image", "np.ndarray"]:
-    """The centered square of ``photo`` resized to ``size``², and its quad in source pixels (for paste-back)."""
-    import numpy as np
-    from PIL import Image
-
-    side = min(photo.size)
-    left, top = (photo.width - side) // 2, (photo.height - side) // 2
-    crop = photo.crop((left, top, left + side, top + side))
-    if side != size:
-        crop = crop.resize((size, size), Image.Resampling.LANCZOS)
-    # Quads are in pixel-centre coordinates: the crop's outer corner (left, top) is pixel (left − ½, top − ½).
-    x0, y0, x1, y1 = left - 0.5, top - 0.5, left + side - 0.5, top + side - 0.5
-    return crop, np.array([[x0, y0], [x0, y1], [x1, y1], [x1, y0]], dtype=np.float64)
-
-
-def prepare_face(photo: "Image.Image", name: str, size: int, no_align: bool = False, face_index: int = 0,
-                 bundle_name: str | None = None) -> PreparedFace:
-    """Align the face of ``photo`` (read with :func:`faceanim.utils.images.load_image`; ``name`` names it in
-    errors), or center-crop it with ``no_align``, to ``size``²."""
-    if no_align:
-        crop, quad = center_square(photo, size)
-        return PreparedFace(crop, photo, quad, None)
-    aligned = align_photo(photo, name, size, face_index, bundle_name)
-    return PreparedFace(aligned.image, photo, aligned.quad, aligned)
-
-
-def check_steps(steps: int | None, option: str) -> None:
-    if steps is not None and not 1 <= steps <= 100_000:
-        raise FaceanimError(f"{option} must be between 1 and 100000, got {steps}")
 
 
 # -- commands ----------------------------------------------------------------------------------------------------------
@@ -166,12 +42,13 @@ def align(photo: str, out: str, size: int | None, bundle: str | None, face_index
         raise FaceanimError(f"--size must be between 16 and 4096, got {size}")
     from faceanim.utils.images import load_image
 
+    from faceanim.bundles import Bundle
+
     picture = load_image(photo)
-    bundle_name = None
     if bundle is not None:
-        bundle_name, resolution = bundle_facts(bundle)
-        size = size or resolution
-    face = prepare_face(picture, photo, size or FFHQ_SIZE, face_index=face_index, bundle_name=bundle_name)
+        b = Bundle.open(bundle)
+        size = size or b.generator_resolution
+    face = prepare_face(picture, photo, size or FFHQ_SIZE, face_index=face_index)
     aligned = face.aligned
     save_image(face.image, out)
     if save_transform is not None:
@@ -218,24 +95,24 @@ def invert(image: str, out: str, bundle: str | None, method: str, encoder: str |
     import torch
     from PIL import Image
 
+    from faceanim.bundles import Bundle
     from faceanim.inversion import ProjectorConfig
     from faceanim.outputs import check_output_path, save_latents
     from faceanim.pipelines import AnimationPipeline
-    from faceanim.training.build import pick_device
+    from faceanim.utils.device import pick_device
     from faceanim.utils.images import load_image, to_uint8
-    from faceanim.utils.perf import tune_allocator
 
-    tune_allocator()
     check_output_path(out, allowed=(".safetensors",))
     check_image_output(reconstruction, "--reconstruction")
     check_steps(steps, "--steps")
     if method == "e4e" and (steps is not None or space != "w"):
         raise FaceanimError("--steps and --space set the projector; they do not apply to --method e4e")
     photo = load_image(image)
-    bundle_name, resolution = bundle_facts(bundle)
-    face = prepare_face(photo, image, max(resolution, MIN_INVERSION_SIZE), no_align, face_index, bundle_name)
+    b = Bundle.open(bundle)
+    face = prepare_face(photo, image, max(b.generator_resolution, MIN_INVERSION_SIZE), no_align, face_index,
+                        b.info.alignment)
     config = ProjectorConfig(steps=steps or ProjectorConfig.steps, space=space)
-    pipe = AnimationPipeline.from_bundle(bundle, device=pick_device(device), inversion=method,
+    pipe = AnimationPipeline.from_bundle(b, device=pick_device(device), inversion=method,
                                          projector_config=config, encoder=encoder)
     inverter = pipe.inverter
     inverter.progress = True

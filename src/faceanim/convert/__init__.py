@@ -20,7 +20,6 @@ from faceanim.errors import CheckpointError
 FORMATS = ("auto", "rosinality", "e4e", "nvlabs", "native")
 
 
-
 def detect_format(path: str | os.PathLike) -> str:
     """Guess the checkpoint format from the file's first bytes (never by unpickling)."""
     from faceanim.convert.safe_pickle import TORCH_LEGACY_HEAD
@@ -65,3 +64,16 @@ def load_generator(src: str | os.PathLike, fmt: str = "auto", lr_mlp: float = 0.
     notes: list[str] = []
     G = convert_nvlabs(src, notes=notes)
     return G, notes, fmt
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, fmt: str = "auto", lr_mlp: float = 0.01,
+                       overwrite: bool = False):
+    """Convert a checkpoint into a native generator folder ``dst``. Returns ``(Generator, notes, format)``."""
+    out = Path(dst)
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"{dst} already exists (use --force to replace it)")
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{dst} exists and is not a folder")
+    G, notes, found = load_generator(src, fmt=fmt, lr_mlp=lr_mlp)
+    G.save_pretrained(out)
+    return G, notes, found

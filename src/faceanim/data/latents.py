@@ -1,17 +1,86 @@
-"""Sources of w_s: real images with their inverted W+ codes (e.g. e4e on CelebA-HQ), or codes sampled
-through the generator's mapping network (generator-only domains)."""
+"""W+ codes in files, and the sources of w_s: real images with their inverted W+ codes (e.g. e4e on CelebA-HQ), or
+codes sampled through the generator's mapping network (generator-only domains).
+
+The one home of latent files: :func:`save_latents` / :func:`load_latents_file` (a video's or a face's codes, as
+``faceanim animate --save-latents`` / ``--latent`` use them) and :func:`load_latents` (a training set's codes)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from faceanim.errors import FaceanimError
 
+LATENTS_SUFFIX = ".safetensors"
+LATENTS_KEY = "latents"                       # tensor name inside a latents file
+LATENTS_FORMAT = "faceanim.latents"           # value of the ``format`` metadata entry
+LATENT_INPUTS = (LATENTS_SUFFIX, ".pt", ".npy")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def save_latents(latents: torch.Tensor, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write W+ codes — ``[T, num_ws, w_dim]`` per frame (a grid: ``[N, T, num_ws, w_dim]``; one code:
+    ``[num_ws, w_dim]``) — as float32 safetensors under ``latents``, with string ``metadata`` (prompts, bundle…).
+    """
+    from faceanim.utils.io import atomic_path, save_safetensors
+    from faceanim.utils.paths import check_output_path
+
+    check_output_path(path, allowed=(LATENTS_SUFFIX,))
+    x = torch.as_tensor(latents).detach().to("cpu", torch.float32).contiguous()
+    if x.ndim not in (2, 3, 4):
+        raise ValueError(f"latents must be [T, num_ws, w_dim] (or [N, T, …] / [num_ws, w_dim]), got {list(x.shape)}")
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    meta["format"] = LATENTS_FORMAT
+    with atomic_path(path) as tmp:
+        save_safetensors({LATENTS_KEY: x}, tmp, metadata=meta)
+    return Path(path)
+
+
+def load_latents_file(path: str | os.PathLike) -> torch.Tensor:
+    """Read W or W+ codes as float32: a ``.safetensors`` from :func:`save_latents` (or holding one tensor), a
+    ``.pt`` (loaded with ``weights_only=True``: a tensor, or a dict with ``latents``/``latent``/``w``/``ws``), or a
+    ``.npy`` (no pickles). Any unreadable file raises a one-line FaceanimError; the shape is checked by its user."""
+    from faceanim.utils.io import read_tensor_file
+
+    path = Path(path)
+    if path.suffix.lower() not in LATENT_INPUTS:
+        raise FaceanimError(f"unsupported latent file {os.fspath(path)!r}: use {', '.join(LATENT_INPUTS)}")
+    found = read_tensor_file(path, "latent")
+    x = _pick_tensor(found, path)
+    if not x.is_floating_point() or x.ndim not in (1, 2, 3, 4):
+        raise FaceanimError(f"{path} holds {str(x.dtype).removeprefix('torch.')} {list(x.shape)}, not W/W+ codes")
+    if not bool(torch.isfinite(x).all()):
+        raise FaceanimError(f"{path} holds NaN or infinite values")
+    return x.to(torch.float32)
+
+
+def load_latents_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata written by :func:`save_latents` (empty for files from elsewhere)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:
+        raise FaceanimError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
+def _pick_tensor(found: object, path: Path) -> torch.Tensor:
+    if isinstance(found, torch.Tensor):
+        return found
+    if isinstance(found, dict):
+        for key in (LATENTS_KEY, "latent", "w", "ws"):
+            if isinstance(found.get(key), torch.Tensor):
+                return found[key]
+        tensors = [v for v in found.values() if isinstance(v, torch.Tensor)]
+        if len(tensors) == 1:
+            return tensors[0]
+        raise FaceanimError(f"{path} holds {sorted(map(str, found))}; expected one tensor or a '{LATENTS_KEY}' entry")
+    raise FaceanimError(f"{path} holds a {type(found).__name__}, not a tensor")
 
 
 def load_latents(path: str | os.PathLike) -> dict[str, torch.Tensor] | torch.Tensor:
@@ -20,8 +89,8 @@ def load_latents(path: str | os.PathLike) -> dict[str, torch.Tensor] | torch.Ten
     from faceanim.utils.io import read_tensor_file
 
     data = read_tensor_file(path, "latents")
-    if isinstance(data, dict) and isinstance(data.get("latents"), torch.Tensor) and len(data) == 1:
-        data = data["latents"]
+    if isinstance(data, dict) and isinstance(data.get(LATENTS_KEY), torch.Tensor) and len(data) == 1:
+        data = data[LATENTS_KEY]
     if isinstance(data, torch.Tensor):
         data = data.float()
     if not isinstance(data, (dict, torch.Tensor)):
@@ -79,12 +148,12 @@ class ImageLatentDataset(torch.utils.data.Dataset):
 class SampledLatents:
     """w_s = truncate(mapping(z)) with z drawn from a seed per item: item ``i`` is always the same face.
 
-    ``z_sampler`` names how z is drawn (:mod:`faceanim.latent_samplers`): "gaussian" for StyleGAN2 checkpoints.
+    ``z_sampler`` names how z is drawn (:mod:`faceanim.data.z_samplers`): "gaussian" for StyleGAN2 checkpoints.
     """
 
     def __init__(self, generator, num_items: int = 100_000, truncation_psi: float = 0.7, seed: int = 0,
                  z_sampler: str = "gaussian"):
-        from faceanim.latent_samplers import get_z_sampler
+        from faceanim.data.z_samplers import get_z_sampler
 
         self.G, self.num_items, self.psi, self.seed = generator, num_items, truncation_psi, seed
         self.sample_z = get_z_sampler(z_sampler)

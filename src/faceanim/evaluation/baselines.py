@@ -1,6 +1,6 @@
 """The comparison methods of section IV behind one call, so that every metric compares like with like:
 
-    method(prompt, latent=w_s | seed=k, num_frames=T, generator=g) -> AnimationOutput(frames [T, 3, H, W], latents [T, num_ws, w_dim])
+    method(prompt, latent=w_s | seed=k, num_frames=T, rng=g) -> AnimationOutput(frames [T, 3, H, W], latents [T, num_ws, w_dim])
 
 - :class:`Ours`: the bundle's :class:`~faceanim.pipelines.AnimationPipeline` (the paper's model).
 - :class:`StyleCLIPInterpolation` (IV-B): StyleCLIP latent optimization of W+ from w_s (300 steps, CLIP loss
@@ -33,7 +33,7 @@ class Method(Protocol):
     name: str
 
     def __call__(self, prompt: str, latent: torch.Tensor | None = None, seed: int | None = None,
-                 num_frames: int = 16, generator: torch.Generator | None = None) -> AnimationOutput:
+                 num_frames: int = 16, rng: torch.Generator | None = None) -> AnimationOutput:
         """One video of ``num_frames`` frames from the face ``latent`` (W+ ``[num_ws, w_dim]``) or ``seed``."""
 
 
@@ -78,9 +78,9 @@ class Ours:
         self.pipeline, self.batch_size = pipeline, batch_size
 
     def __call__(self, prompt: str, latent: torch.Tensor | None = None, seed: int | None = None,
-                 num_frames: int = 16, generator: torch.Generator | None = None) -> AnimationOutput:
+                 num_frames: int = 16, rng: torch.Generator | None = None) -> AnimationOutput:
         return self.pipeline(prompt, latent=latent, seed=seed if latent is None else None, num_frames=num_frames,
-                             generator=generator, batch_size=self.batch_size)
+                             rng=rng, batch_size=self.batch_size)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class StyleCLIPConfig:
 
     def lr_at(self, step: int) -> float:
         """Learning rate at ``step`` (StyleGAN2-projector schedule, as StyleCLIP's optimization uses)."""
-        from faceanim.training.schedules import projector_lr
+        from faceanim.utils.schedules import projector_lr
 
         return projector_lr(step / max(self.steps, 1), self.lr, self.lr_rampup, self.lr_rampdown)
 
@@ -173,7 +173,7 @@ class StyleCLIPInterpolation:
         return w.detach()[0]
 
     def __call__(self, prompt: str, latent: torch.Tensor | None = None, seed: int | None = None,
-                 num_frames: int = 16, generator: torch.Generator | None = None) -> AnimationOutput:
+                 num_frames: int = 16, rng: torch.Generator | None = None) -> AnimationOutput:
         _check_frames(num_frames)
         t0 = time.perf_counter()
         w_s = _source(self.G, latent, seed, self.latent_from_seed)
@@ -196,7 +196,7 @@ class RandomMotionConfig:
     noise_std: float = 1.0        # std of the innovations ε_t
     pca_samples: int = 4096       # samples of W for the principal directions
     seed: int = 0                 # seeds W_h, the PCA samples and the step calibration (the motion noise comes
-                                  # from the per-video ``generator``)
+                                  # from the per-video ``rng``)
 
 
 class RandomMotion:
@@ -242,13 +242,13 @@ class RandomMotion:
         std = s[:k] / math.sqrt(n - 1)
         return (vh[:k].T * std).float()
 
-    def _deltas(self, num_frames: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _deltas(self, num_frames: int, n: int, rng: torch.Generator) -> torch.Tensor:
         """Δw for frames 2..T of n trajectories: ``[n, T−1, w_dim]`` (before ``scale``)."""
         k = self.W_h.shape[0]
         h = torch.zeros(n, k)
         out = []
         for _ in range(num_frames - 1):
-            eps = torch.randn(n, k, generator=generator) * self.config.noise_std
+            eps = torch.randn(n, k, generator=rng) * self.config.noise_std
             h = torch.tanh(h @ self.W_h.T + eps)
             out.append(h @ self.A.T)
         return torch.stack(out, dim=1)
@@ -258,13 +258,13 @@ class RandomMotion:
         return float(d.norm(dim=-1).mean()) * math.sqrt(self.G.num_ws)  # the same Δw on every W+ entry
 
     def __call__(self, prompt: str, latent: torch.Tensor | None = None, seed: int | None = None,
-                 num_frames: int = 16, generator: torch.Generator | None = None) -> AnimationOutput:
+                 num_frames: int = 16, rng: torch.Generator | None = None) -> AnimationOutput:
         _check_frames(num_frames)
-        if generator is None:
-            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        if rng is None:
+            rng = torch.Generator().manual_seed(0 if seed is None else int(seed))
         t0 = time.perf_counter()
         w_s = _source(self.G, latent, seed, self.latent_from_seed)
-        steps = self.scale * self._deltas(num_frames, 1, generator)[0].to(w_s.device)       # [T−1, w_dim]
+        steps = self.scale * self._deltas(num_frames, 1, rng)[0].to(w_s.device)       # [T−1, w_dim]
         offsets = torch.cat([torch.zeros_like(steps[:1]), steps.cumsum(0)])                   # [T, w_dim]
         ws = w_s[None] + offsets[:, None, :]
         t1 = time.perf_counter()
@@ -275,14 +275,14 @@ class RandomMotion:
 
 @torch.no_grad()
 def motion_step_size(pipeline, prompts: Sequence[str], seeds: Sequence[int], num_frames: int,
-                     generator: torch.Generator | None = None) -> float:
+                     rng: torch.Generator | None = None) -> float:
     """The motion model's mean ‖w_{t+1} − w_t‖ (whole W+ code) over ``prompts`` × ``seeds`` (no synthesis)."""
-    generator = generator or torch.Generator().manual_seed(0)
+    rng = rng or torch.Generator().manual_seed(0)
     prompts = list(prompts)
     steps = []
     for s in seeds:
         w = pipeline.latent_from_seed(int(s))
-        ws = pipeline._motion(prompts, w[None].expand(len(prompts), -1, -1), None, num_frames, 1.0, generator)
+        ws = pipeline._motion(prompts, w[None].expand(len(prompts), -1, -1), None, num_frames, 1.0, rng)
         steps.append((ws[:, 1:] - ws[:, :-1]).flatten(2).norm(dim=-1).mean())
     return float(torch.stack(steps).mean())
 

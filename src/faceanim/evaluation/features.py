@@ -128,9 +128,9 @@ class EvaluatorIdentity:
 
 
 def _face_model(name: str) -> str:
-    from faceanim.align.ffhq import _model_file
+    from faceanim.align.ffhq import model_file
 
-    path = _model_file(name)
+    path = model_file(name)
     if path is None:
         raise FaceanimError(f"dlib face descriptors need {name}: pip install face_recognition_models")
     return path
@@ -158,7 +158,7 @@ class DlibFaceDescriptor:
         self.name = f"dlib-resnet-128 ({landmarks if landmarks in SHAPE_MODELS else 'custom'} landmarks)"
         self._models = None
 
-    def _load(self):
+    def load(self):
         if self._models is None:
             try:
                 import dlib
@@ -178,7 +178,7 @@ class DlibFaceDescriptor:
 
     def describe(self, image: np.ndarray) -> np.ndarray | None:
         """One uint8 ``[H, W, 3]`` image → 128-d descriptor of its largest face, or None."""
-        detector, shape_predictor, recognizer = self._load()
+        detector, shape_predictor, recognizer = self.load()
         if min(image.shape[:2]) != self.work_size:
             from PIL import Image
 

@@ -55,7 +55,14 @@ def register_metric(name: str, scope: Scope = "video", requires: tuple[str, ...]
 
 
 def get_metrics() -> dict[str, Metric]:
-    """All registered metrics (importing the built-in ones first)."""
+    """All registered metrics: the built-in ones, then those of the domain plugins (:mod:`faceanim.plugins`)."""
     import faceanim.evaluation.metrics  # noqa: F401  (registers on import)
+    from faceanim.plugins import load_plugins
 
+    load_plugins()
     return METRICS
+
+
+def lower_is_better() -> set[str]:
+    """Every named value, over all registered metrics, where lower is better (the one list the tables use)."""
+    return {v for m in get_metrics().values() for v in m.lower_is_better}

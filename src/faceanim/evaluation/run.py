@@ -6,9 +6,12 @@ confidence interval (2,000 resamplings of the videos, seeded), overall and per p
 method (all its frames against the real images). Seconds per video is the wall time of the method's call
 (motion/optimization + synthesis) on this machine.
 
-Real images for FID: on ToonFace, draws of the renderer with the generator's training distribution
-(``toon.recipes.training_params`` rendered at the generator's resolution); on human faces, ``--real-dir``
-(e.g. aligned CelebA-HQ test images), otherwise FID is skipped. Features: CLIP image features of the bundle's loss
+Real images for FID: drawn by the face domain when it can (ToonFace: its renderer, with the generator's training
+distribution; see :mod:`faceanim.evaluation.domains`); on human faces, ``--real-dir`` (e.g. aligned CelebA-HQ test
+images), otherwise FID is skipped.
+
+The run is five named stages: :func:`load_models` → :func:`build_methods` → :func:`run_videos` →
+:func:`aggregate` → :func:`write_results`. Features: CLIP image features of the bundle's loss
 CLIP by default (not comparable to the paper's numbers), Inception-v3 with ``--inception WEIGHTS``.
 """
 
@@ -30,10 +33,11 @@ import torch.nn.functional as F
 from faceanim.errors import FaceanimError
 from faceanim.evaluation.baselines import (METHODS, Ours, RandomMotion, StyleCLIPConfig, StyleCLIPInterpolation,
                                            motion_step_size)
+from faceanim.evaluation.domains import Domain, Prompt, domain_of, get_domain, get_domains
 from faceanim.evaluation.metrics import MetricContext, Video, bootstrap_ci, feature_stats, fid_features_of
-from faceanim.evaluation.registry import get_metrics
+from faceanim.evaluation.registry import get_metrics, lower_is_better
+from faceanim.evaluation.report import format_cell
 
-DOMAINS = ("auto", "human", "toon")
 IDENTITIES = ("auto", "dlib", "toon", "clip", "none")
 GRID_FORMATS = ("mp4", "gif", "png")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -51,7 +55,7 @@ class EvalConfig:
     frames: int = 16                           # T frames per video (the paper compares 16)
     out: str = "results"                       # output folder (results.md, results.json, grids)
     evaluator: str | None = None               # ToonEvaluator folder (ToonFace ground truth)
-    domain: str = "auto"                       # auto | human | toon (auto: toon for the toonface z sampler)
+    domain: str = "auto"                       # auto (the bundle's) or a domain name: human, toon, … (domains.py)
     real: int = 256                            # real images for FID
     real_dir: str | None = None                # folder of real (aligned) images for FID on human faces
     inception: str | None = None               # torch-fidelity Inception-v3 weights: FID on Inception features
@@ -85,8 +89,8 @@ class EvalConfig:
             raise FaceanimError(f"--steps must be ≥ 0, got {self.steps}")
         if self.grid_faces < 0:
             raise FaceanimError(f"--grid-faces must be ≥ 0, got {self.grid_faces}")
-        if self.domain not in DOMAINS:
-            raise FaceanimError(f"--domain must be one of {', '.join(DOMAINS)}")
+        if self.domain != "auto" and self.domain not in get_domains():
+            raise FaceanimError(f"--domain must be auto or one of {', '.join(get_domains())}")
         if self.identity not in IDENTITIES:
             raise FaceanimError(f"--identity must be one of {', '.join(IDENTITIES)}")
         if self.grid_format not in GRID_FORMATS:
@@ -109,62 +113,12 @@ class EvalConfig:
             raise FaceanimError(f"--out: folder is not writable: {parent}")
 
 
-@dataclass
-class Prompt:
-    text: str                  # what the methods are given
-    key: str | None = None     # ToonFace prompt key for the ground truth (None: no ground truth)
-
-
-def resolve_prompts(cfg: EvalConfig, info, domain: str) -> tuple[list[Prompt], list[str]]:
-    """Prompts to animate and notes. On ToonFace a prompt may be a key ("smile") or a known phrase ("smiling")."""
-    notes: list[str] = []
-    if domain != "toon":
-        texts = list(cfg.prompts) or list(getattr(info, "example_prompts", None) or ["smiling"])
-        return [Prompt(t) for t in texts], notes
-    from faceanim.toon.captions import EXPRESSION_PROMPTS, PROMPT_TARGETS, phrase_key
-
-    out = []
-    for p in (cfg.prompts or tuple(PROMPT_TARGETS)):
-        p = p.strip()
-        if p in PROMPT_TARGETS:
-            out.append(Prompt(EXPRESSION_PROMPTS[p], p))
-        elif phrase_key(p) is not None:
-            out.append(Prompt(p, phrase_key(p)))
-        else:
-            out.append(Prompt(p))
-            notes.append(f"prompt {p!r} names no ToonFace factor: no ground truth for it")
-    return out, notes
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "prompt"
 
 
-def _load_evaluator(path: str):
-    try:
-        from faceanim.toon.evaluator import ToonEvaluator
-    except ImportError as exc:
-        raise FaceanimError(f"--evaluator needs faceanim.toon.evaluator ({exc})") from None
-    return ToonEvaluator.from_pretrained(path)
-
-
-def _real_images_toon(n: int, size: int, seed: int) -> Callable[[], Any]:
-    """Batches of renderer draws with the generator's training distribution, ``[B, 3, size, size]`` in [-1, 1]."""
-    from faceanim.toon.recipes import training_params
-    from faceanim.toon.renderer import render
-
-    def batches():
-        g = torch.Generator().manual_seed(10_000 + seed)
-        done = 0
-        while done < n:
-            m = min(64, n - done)
-            yield render(training_params(m, g), size=size)
-            done += m
-
-    return batches
-
-
 def _real_images_folder(folder: str, n: int, size: int) -> Callable[[], Any]:
+    """Batches of the first ``n`` images of a folder (sorted names), resized to ``size``, in [-1, 1]."""
     import numpy as np
     from PIL import Image
 
@@ -225,63 +179,65 @@ def _jsonable(x):
     return x
 
 
-def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity=None, fid_features=None,
-             progress: bool = True) -> dict:
-    """Run the evaluation of ``cfg``; writes ``results.json``, ``results.md`` and the grids to ``cfg.out``.
+@dataclass
+class Models:
+    """What one evaluation reads: the pipeline and the networks behind the metrics (stage 1)."""
 
-    ``pipeline``, ``clip`` (the loss CLIP), ``evaluator``, ``identity`` and ``fid_features`` may be given as objects
-    (tests, notebooks); otherwise they are loaded from ``cfg``. Returns the results written to results.json.
-    """
-    from tqdm.auto import tqdm
+    pipeline: Any
+    info: Any                         # the bundle's BundleInfo (None for a bare pipeline)
+    domain: Domain
+    clip: Any = None                  # the loss CLIP (text–video alignment, CLIP features)
+    evaluator: Any = None             # the domain's ground-truth regressor
+    evaluator_label: str | None = None
+    identity: Any = None              # identity features (ACD, identity similarity)
+    fid_features: Any = None          # image features for FID (None: no FID)
+    real_stats: tuple | None = None   # (μ, Σ) of the real images' features
+    notes: list[str] = dataclasses.field(default_factory=list)
 
+
+def load_models(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity=None,
+                fid_features=None) -> Models:
+    """Stage 1: the pipeline, the loss CLIP, the domain and its evaluator, identity and FID features (objects given
+    as arguments are used as they are; the rest is loaded from ``cfg`` and the bundle)."""
     from faceanim.evaluation import features as feats
-    from faceanim.pipelines import AnimationPipeline
 
-    cfg.validate()
-    t_start = time.perf_counter()
     notes: list[str] = []
-    from_bundle = pipeline is None  # bundle components (loss CLIP, evaluator) are looked up only then
-    if from_bundle:
-        pipeline = AnimationPipeline.from_bundle(cfg.bundle, device=cfg.device)
-    info = getattr(pipeline, "info", None)
+    bundle = None
+    if pipeline is None:  # bundle components (loss CLIP, evaluator) are looked up only then
+        from faceanim.bundles import Bundle
+        from faceanim.pipelines import AnimationPipeline
+
+        bundle = Bundle.open(cfg.bundle)
+        pipeline = AnimationPipeline.from_bundle(bundle, device=cfg.device)
+    info = pipeline.info
     if pipeline.animator.config.mode != "latent":
         raise FaceanimError("evaluate animates faces from seeds: it needs a latent-mode bundle (this one reads photos)")
-    G = pipeline.G
-
-    # -- models the metrics read ---------------------------------------------------------------------------------
-    if clip is None and from_bundle and "loss_clip" in info.components:
-        from faceanim.bundles import resolve_bundle
-        from faceanim.encoders.clip import CLIPEncoder
-
-        folder = resolve_bundle(cfg.bundle) / info.components["loss_clip"]
-        clip = CLIPEncoder.from_pretrained(folder).to(pipeline.device).requires_grad_(False)
+    if clip is None and bundle is not None and bundle.has("loss_clip"):
+        clip = bundle.load_clip("loss_clip").to(pipeline.device).requires_grad_(False)
     if clip is None:
         notes.append("the bundle has no loss CLIP: no text–video alignment, no CLIP-feature FID")
+    domain = (get_domain(cfg.domain) if cfg.domain != "auto" else
+              domain_of(info, has_evaluator=evaluator is not None or cfg.evaluator is not None))
     evaluator_label = cfg.evaluator or (type(evaluator).__name__ if evaluator is not None else None)
     if evaluator is None and cfg.evaluator:
-        evaluator = _load_evaluator(cfg.evaluator)
-    elif evaluator is None and from_bundle and cfg.domain != "human" and "evaluator" in info.components:
-        from faceanim.bundles import resolve_bundle
-
-        evaluator = _load_evaluator(str(resolve_bundle(cfg.bundle) / info.components["evaluator"]))
+        evaluator = domain.load_evaluator(cfg.evaluator)
+    elif evaluator is None and bundle is not None and domain.name != "human" and bundle.has("evaluator"):
+        evaluator = domain.load_evaluator(str(bundle.path("evaluator")))
         evaluator_label = f"the bundle's ({info.name}/{info.components['evaluator']})"
-    domain = cfg.domain
-    if domain == "auto":
-        domain = "toon" if (getattr(info, "z_sampler", "") == "toonface" or evaluator is not None) else "human"
     if "styleclip" in cfg.methods and clip is None:
         raise FaceanimError("the StyleCLIP baseline needs the bundle's loss CLIP (bundle component loss_clip)")
 
     if identity is None:
         kind = cfg.identity
         if kind == "auto":
-            kind = "toon" if evaluator is not None else ("dlib" if domain == "human" else "clip")
+            kind = "toon" if evaluator is not None else ("dlib" if domain.name == "human" else "clip")
         if kind == "toon":
             if evaluator is None:
                 raise FaceanimError("--identity toon needs --evaluator")
             identity = feats.EvaluatorIdentity(evaluator)
         elif kind == "dlib":
             identity = feats.DlibFaceDescriptor()
-            identity._load()  # missing dlib / models fail here, before any video is made
+            identity.load()  # missing dlib / models fail here, before any video is made
         elif kind == "clip":
             if clip is None:
                 raise FaceanimError("--identity clip needs the bundle's loss CLIP")
@@ -290,85 +246,90 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
         notes.append("ACD / identity similarity use CLIP image features (a weak identity proxy: CLIP also encodes "
                      "expression)")
 
-    prompts, prompt_notes = resolve_prompts(cfg, info, domain)
-    notes += prompt_notes
-    if evaluator is not None and not any(p.key for p in prompts):
-        notes.append("no prompt names a ToonFace factor: no ground-truth scores")
-
-    # -- FID: features of the real images -------------------------------------------------------------------------
+    # FID: features of the real images
     real_stats = None
     if fid_features is None:
         if cfg.inception:
             fid_features = feats.InceptionFeatures(cfg.inception, device=cfg.device)
         elif clip is not None:
             fid_features = feats.CLIPImageFeatures(clip)
-    real_source = None
+    real = None
     if fid_features is not None:
-        if domain == "toon":
-            real_source = _real_images_toon(cfg.real, G.img_resolution, cfg.seed)
-            real_label = f"{cfg.real} ToonFace renderer draws (training distribution)"
-        elif cfg.real_dir:
-            real_source = _real_images_folder(cfg.real_dir, cfg.real, G.img_resolution)
-            real_label = f"up to {cfg.real} images of {cfg.real_dir}"
-        else:
+        real = domain.real_images(cfg.real, pipeline.G.img_resolution, cfg.seed)
+        if real is None and cfg.real_dir:
+            real = (_real_images_folder(cfg.real_dir, cfg.real, pipeline.G.img_resolution),
+                    f"up to {cfg.real} images of {cfg.real_dir}")
+        elif real is None:
             notes.append("no real images (--real-dir) for human faces: FID skipped")
-    if real_source is not None:
-        real_feats = torch.cat([fid_features(b).double().cpu() for b in real_source()])
+    if real is not None:
+        batches, real_label = real
+        real_feats = torch.cat([fid_features(b).double().cpu() for b in batches()])
         real_stats = feature_stats(real_feats)
         notes.append(f"FID: {real_feats.shape[0]} real images ({real_label}) vs all frames of each method, "
                      f"{fid_features.name} features")
+    return Models(pipeline, info, domain, clip, evaluator, evaluator_label, identity,
+                  fid_features if real_stats is not None else None, real_stats, notes)
 
-    # ToonFace latents decode to renderer parameters: the generator itself can draw each prompted change
-    toon_latents = getattr(info, "z_sampler", "") == "toonface"
-    ctx = MetricContext(clip=clip, template=pipeline.template, identity=identity, evaluator=evaluator,
-                        generator=G if toon_latents else None, truncation_psi=pipeline.truncation_psi,
-                        fid_features=fid_features if real_stats is not None else None, real_stats=real_stats)
-    metrics = {n: m for n, m in get_metrics().items() if set(m.requires) <= ctx.available()}
 
-    # -- methods ------------------------------------------------------------------------------------------------
-    seeds = [cfg.seed + i for i in range(cfg.faces)]
-    # the toonface latent of each source face (as latent_from_seed draws it), for the toon_reference metric
-    source_z = ({s: pipeline.sample_z(1, G.z_dim, torch.Generator().manual_seed(s))[0] for s in seeds}
-                if toon_latents else {})
-    methods: dict[str, Any] = {}
-    step_size = None
+def build_methods(cfg: EvalConfig, models: Models, prompts: list[Prompt], seeds: list[int]
+                  ) -> tuple[dict[str, Any], float | None]:
+    """Stage 2: the methods to compare, by name, behind one call; and the random walk's step size (mocogan)."""
+    from faceanim.evaluation import features as feats
+
+    pipeline, methods, step_size = models.pipeline, {}, None
     for name in cfg.methods:
         if name == "ours":
             methods[name] = Ours(pipeline, cfg.batch_size)
         elif name == "styleclip":
             sc_identity = None
-            if evaluator is not None:
-                sc_identity = feats.EvaluatorIdentity(evaluator)
-            elif clip is not None:
-                sc_identity = feats.CLIPIdentity(clip)
-            methods[name] = StyleCLIPInterpolation.from_pipeline(pipeline, clip, sc_identity,
+            if models.evaluator is not None:
+                sc_identity = feats.EvaluatorIdentity(models.evaluator)
+            elif models.clip is not None:
+                sc_identity = feats.CLIPIdentity(models.clip)
+            methods[name] = StyleCLIPInterpolation.from_pipeline(pipeline, models.clip, sc_identity,
                                                                  StyleCLIPConfig(steps=cfg.steps), cfg.batch_size)
-            notes.append(f"StyleCLIP: {cfg.steps} steps, λ_L2 0.08, λ_ID 0.05, identity loss on "
-                         f"{sc_identity.name if sc_identity else 'nothing'} features (StyleCLIP uses ArcFace)")
+            models.notes.append(f"StyleCLIP: {cfg.steps} steps, λ_L2 0.08, λ_ID 0.05, identity loss on "
+                                f"{sc_identity.name if sc_identity else 'nothing'} features (StyleCLIP uses ArcFace)")
         elif name == "mocogan":
             step_size = motion_step_size(pipeline, [p.text for p in prompts], seeds[:2], cfg.frames)
             if not step_size > 0:
                 raise FaceanimError("the motion model does not move (mean step 0): cannot scale the random motion")
             methods[name] = RandomMotion.from_pipeline(pipeline, step_size, batch_size=cfg.batch_size)
-            notes.append(f"mocogan = text-free recurrent random walk in W (MoCoGAN-HD-style prior, not MoCoGAN-HD), "
-                         f"mean W+ step {step_size:.4g} = the motion model's mean step on these prompts")
+            models.notes.append(f"mocogan = text-free recurrent random walk in W (MoCoGAN-HD-style prior, not "
+                                f"MoCoGAN-HD), mean W+ step {step_size:.4g} = the motion model's mean step on these "
+                                "prompts")
+    return methods, step_size
 
-    # -- videos → metrics ---------------------------------------------------------------------------------------
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    records: list[dict] = []
-    set_videos: dict[str, list[Video]] = {m: [] for m in methods}
-    grid: dict[tuple[int, str], list[torch.Tensor]] = {}
-    total = len(methods) * len(prompts) * len(seeds)
-    with tqdm(total=total, desc="videos", unit="video", disable=not progress) as bar:
+
+@dataclass
+class Videos:
+    """What stage 3 leaves: one record of values per video, the set metrics' inputs, the grid tiles."""
+
+    records: list[dict]
+    set_videos: dict[str, list[Video]]
+    grid: dict[tuple[int, str], list[torch.Tensor]]
+
+
+def run_videos(cfg: EvalConfig, models: Models, methods: dict[str, Any], prompts: list[Prompt], seeds: list[int],
+               ctx: MetricContext, metrics: dict, progress: bool = True) -> Videos:
+    """Stage 3: every method × prompt × face → a video → every per-video metric (frames freed as it goes)."""
+    from tqdm.auto import tqdm
+
+    pipeline, G = models.pipeline, models.pipeline.G
+    # the sampler's z of each source face (as latent_from_seed draws it), for the generator-reference metric
+    source_z = ({s: pipeline.sample_z(1, G.z_dim, torch.Generator().manual_seed(s))[0] for s in seeds}
+                if ctx.generator is not None else {})
+    out = Videos([], {m: [] for m in methods}, {})
+    with tqdm(total=len(methods) * len(prompts) * len(seeds), desc="videos", unit="video",
+              disable=not progress) as bar:
         for mname, method in methods.items():
             bar.set_postfix_str(mname)
             for j, prompt in enumerate(prompts):
                 for i, seed in enumerate(seeds):
                     w_s = pipeline.latent_from_seed(seed)
-                    gen = torch.Generator().manual_seed(seed * 1000 + j)
+                    rng = torch.Generator().manual_seed(seed * 1000 + j)
                     t0 = time.perf_counter()
-                    result = method(prompt.text, latent=w_s, num_frames=cfg.frames, generator=gen)
+                    result = method(prompt.text, latent=w_s, num_frames=cfg.frames, rng=rng)
                     seconds = time.perf_counter() - t0
                     video = Video(result.frames, result.latents, prompt.text, mname, i, prompt.key,
                                   source_z=source_z.get(seed))
@@ -380,28 +341,34 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
                     if ctx.fid_features is not None:
                         fid_features_of(video, ctx)
                     if i < cfg.grid_faces:
-                        grid.setdefault((j, mname), []).append(_grid_tile(video.frames))
+                        out.grid.setdefault((j, mname), []).append(_grid_tile(video.frames))
                     video.frames = None  # the set metrics read cached features; free the pixels
-                    set_videos[mname].append(video)
-                    records.append(rec)
+                    out.set_videos[mname].append(video)
+                    out.records.append(rec)
                     bar.update(1)
+    return out
 
-    # -- aggregate -----------------------------------------------------------------------------------------------
+
+def aggregate(cfg: EvalConfig, models: Models, prompts: list[Prompt], seeds: list[int], methods: dict[str, Any],
+              videos: Videos, ctx: MetricContext, metrics: dict, step_size: float | None) -> dict:
+    """Stage 4: means with bootstrap intervals per method, overall and per prompt; the set metrics (FID)."""
+    records = videos.records
     value_names = list(dict.fromkeys(k for r in records for k, v in r.items() if isinstance(v, float)))
     value_names = [n for n in value_names if n != "seed"]
-    lower = {v for m in get_metrics().values() for v in m.lower_is_better} | {"seconds", "faces_missing"}
+    lower = lower_is_better() | {"seconds", "faces_missing"}
+    info, pipeline, identity = models.info, models.pipeline, models.identity
     results: dict[str, Any] = {
-        "bundle": getattr(info, "name", getattr(pipeline, "name", "custom")), "domain": domain,
+        "bundle": getattr(info, "name", getattr(pipeline, "name", "custom")), "domain": models.domain.name,
         "config": dataclasses.asdict(cfg),
         "prompts": [dataclasses.asdict(p) for p in prompts], "seeds": seeds,
         "features": {"fid": ctx.fid_features.name if ctx.fid_features is not None else None,
                      "identity": identity.name if identity is not None else None,
-                     "evaluator": evaluator_label},
+                     "evaluator": models.evaluator_label},
         "metrics": {n: m.doc for n, m in metrics.items()},
         "confidence_interval": {"kind": "percentile bootstrap over videos", "level": cfg.confidence,
                                 "resamples": cfg.bootstrap},
         "lower_is_better": sorted(v for v in value_names if v in lower),
-        "mocogan_step_size": step_size, "notes": notes, "methods": {}, "videos": records,
+        "mocogan_step_size": step_size, "notes": models.notes, "methods": {}, "videos": records,
     }
     for mname in methods:
         recs = [r for r in records if r["method"] == mname]
@@ -410,21 +377,24 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
             entry["per_prompt"][p.text] = _summarize([r for r in recs if r["prompt"] == p.text], value_names, cfg)
         for m in metrics.values():
             if m.scope == "set":
-                entry["set"].update(m.fn(set_videos[mname], ctx))
+                entry["set"].update(m.fn(videos.set_videos[mname], ctx))
         results["methods"][mname] = entry
-    results["seconds_total"] = time.perf_counter() - t_start
+    return results
 
-    # -- write -----------------------------------------------------------------------------------------------------
+
+def write_results(cfg: EvalConfig, results: dict, videos: Videos, prompts: list[Prompt], methods: dict[str, Any],
+                  fps: int) -> None:
+    """Stage 5: the video grids, results.json and results.md (each written atomically)."""
     from faceanim.utils.io import atomic_path
 
+    out = Path(cfg.out)
     grids = []
-    if grid:
+    if videos.grid:
         from faceanim.outputs import write_grid_video
 
         for j, prompt in enumerate(prompts):
-            cols = [_stack_faces(grid[(j, m)]) for m in methods if (j, m) in grid]
+            cols = [_stack_faces(videos.grid[(j, m)]) for m in methods if (j, m) in videos.grid]
             path = out / f"grid_{j:02d}_{_slug(prompt.text)}.{cfg.grid_format}"
-            fps = getattr(info, "fps", 10) or 10
             write_grid_video(torch.stack(cols), path, fps=fps, labels=list(methods))
             grids.append(path.name)
     results["grids"] = grids
@@ -432,18 +402,40 @@ def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity
         Path(tmp).write_text(json.dumps(_jsonable(results), indent=1) + "\n")
     with atomic_path(out / "results.md") as tmp:
         Path(tmp).write_text(render_markdown(results))
+
+
+def evaluate(cfg: EvalConfig, pipeline=None, clip=None, evaluator=None, identity=None, fid_features=None,
+             progress: bool = True) -> dict:
+    """Run the evaluation of ``cfg``; writes ``results.json``, ``results.md`` and the grids to ``cfg.out``.
+
+    ``pipeline``, ``clip`` (the loss CLIP), ``evaluator``, ``identity`` and ``fid_features`` may be given as objects
+    (tests, notebooks); otherwise they are loaded from ``cfg``. Returns the results written to results.json.
+    """
+    cfg.validate()
+    t_start = time.perf_counter()
+    models = load_models(cfg, pipeline, clip, evaluator, identity, fid_features)
+    prompts, prompt_notes = models.domain.resolve_prompts(cfg.prompts, models.info)
+    models.notes += prompt_notes
+    if models.evaluator is not None and not any(p.key for p in prompts):
+        models.notes.append(f"no prompt names a {models.domain.name} factor: no ground-truth scores")
+    draws = models.domain.draws_references(models.info)
+    ctx = MetricContext(clip=models.clip, template=models.pipeline.template, identity=models.identity,
+                        evaluator=models.evaluator, generator=models.pipeline.G if draws else None,
+                        truncation_psi=models.pipeline.truncation_psi, fid_features=models.fid_features,
+                        real_stats=models.real_stats)
+    metrics = {n: m for n, m in get_metrics().items() if set(m.requires) <= ctx.available()}
+    seeds = [cfg.seed + i for i in range(cfg.faces)]
+    methods, step_size = build_methods(cfg, models, prompts, seeds)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    videos = run_videos(cfg, models, methods, prompts, seeds, ctx, metrics, progress)
+    results = aggregate(cfg, models, prompts, seeds, methods, videos, ctx, metrics, step_size)
+    results["seconds_total"] = time.perf_counter() - t_start
+    write_results(cfg, results, videos, prompts, methods, fps=getattr(models.info, "fps", 10) or 10)
     return results
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Markdown
-
-
-def _fmt(s: dict | None) -> str:
-    if not s or s.get("mean") is None or (isinstance(s["mean"], float) and math.isnan(s["mean"])):
-        return "–"
-    m, lo, hi = s["mean"], s["low"], s["high"]
-    return f"{m:.4g} [{lo:.4g}, {hi:.4g}]" if s["n"] > 1 else f"{m:.4g}"
 
 
 def _arrow(name: str, lower: set[str]) -> str:
@@ -466,13 +458,13 @@ def render_markdown(results: dict) -> str:
         lines += ["## Set metrics", "", "| method | " + " | ".join(f"{n} {_arrow(n, lower)}".strip() for n in set_names)
                   + " |", "|---" * (len(set_names) + 1) + "|"]
         for mname, m in methods.items():
-            cells = [f"{m['set'][n]:.4g}" if m["set"].get(n) is not None else "–" for n in set_names]
+            cells = [format_cell(m["set"].get(n), 4) for n in set_names]
             lines.append(f"| {mname} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Per-video metrics (all prompts)", "", "| value | " + " | ".join(methods) + " | n |",
               "|---" * (len(methods) + 2) + "|"]
     for n in value_names:
-        cells = [_fmt(m["overall"].get(n)) for m in methods.values()]
+        cells = [format_cell(m["overall"].get(n), 4) for m in methods.values()]
         count = max(m["overall"].get(n, {}).get("n", 0) for m in methods.values())
         lines.append(f"| {n} {_arrow(n, lower)} | " + " | ".join(cells) + f" | {count} |")
     lines.append("")
@@ -484,7 +476,7 @@ def render_markdown(results: dict) -> str:
         for p in results["prompts"]:
             for mname, m in methods.items():
                 row = m["per_prompt"].get(p["text"], {})
-                lines.append(f"| {p['text']} | {mname} | " + " | ".join(_fmt(row.get(n)) for n in shown) + " |")
+                lines.append(f"| {p['text']} | {mname} | " + " | ".join(format_cell(row.get(n), 4) for n in shown) + " |")
         lines.append("")
     if results.get("metrics"):
         lines += ["## Metrics", ""] + [f"- `{n}`: {doc}" for n, doc in results["metrics"].items()] + [""]

@@ -1,6 +1,6 @@
 """``faceanim results``: the results page from one command — the comparison of IV-C and the ablations of IV-D.
 
-A suite file (``configs/results/toonface.yaml``) names a bundle, the comparison (an :class:`EvalConfig`), and the
+A suite file (``faceanim/evaluation/suites/toonface.yaml``, the default) names a bundle, the comparison (an :class:`EvalConfig`), and the
 ablations: a base training recipe in sampled-latent mode on the bundle's own generator and CLIP (the loss CLIP may be
 another: ``train.loss_clip``), one change per run, and one evaluation setting for every run. The command
 
@@ -22,17 +22,16 @@ import dataclasses
 import datetime
 import functools
 import json
-import math
 import os
 import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
 
 from faceanim.errors import FaceanimError
+from faceanim.evaluation.report import format_cell
 
 SUITES = Path(__file__).parent / "suites"  # packaged suite files, by name
 
@@ -42,8 +41,6 @@ ABLATION_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_ref_cos"
 COMPARISON_VALUES = ("toon_success", "toon_level", "toon_spearman", "toon_ref_cos", "toon_identity_drift",
                      "toon_off_target", "clip_last", "clip_gain", "acd", "id_similarity", "latent_accel",
                      "pixel_flicker", "latent_step", "seconds")
-LOWER_IS_BETTER = {"toon_identity_drift", "toon_off_target", "acd", "latent_accel", "pixel_flicker", "seconds",
-                   "id_distance", "fid"}
 LABELS = {
     "toon_success": "ground truth: prompted factor reached",
     "toon_level": "ground truth: level reached (share of target)",
@@ -192,8 +189,6 @@ class Suite:
     # -- stages ----------------------------------------------------------------------------------------------------
     def _stage(self, label: str, folder: Path, fn: Callable[[], dict], settings: Any) -> dict:
         """Run ``fn`` unless ``folder`` holds this stage finished from the same bundle and ``settings``."""
-        if not hasattr(self, "_fingerprint"):
-            self._fingerprint = bundle_fingerprint(self._bundle_parts().folder)
         key = json.dumps({"bundle": self._fingerprint, "settings": settings}, sort_keys=True, default=str)
         prior = None if self.fresh else _done(folder, key)
         if prior is not None:
@@ -213,27 +208,37 @@ class Suite:
         self.log(f"[{label}] done in {stage['suite_seconds']:.0f} s")
         return _done(folder)
 
-    def _bundle_parts(self):
-        from faceanim.bundles import read_bundle_info, resolve_bundle
+    @functools.cached_property
+    def _fingerprint(self) -> str:
+        return bundle_fingerprint(self._bundle.folder)
 
-        folder = resolve_bundle(self.cfg.bundle)
-        info = read_bundle_info(folder)
-        if info.mode != "latent":
-            raise FaceanimError(f"bundle {info.name}: the suite trains and evaluates in latent mode; this bundle "
-                                "animates photos")
-        cond_clip = f"{info.components.get('motion', 'motion')}/clip"
-        evaluator = info.components.get("evaluator")
-        return SimpleNamespace(folder=folder, info=info, generator=folder / info.components.get("generator", "generator"),
-                               cond_clip=folder / cond_clip, loss_clip=folder / info.components.get("loss_clip", cond_clip),
-                               evaluator=folder / evaluator if evaluator else None)
+    @functools.cached_property
+    def _bundle(self):
+        from faceanim.bundles import Bundle
+
+        bundle = Bundle.open(self.cfg.bundle)
+        if bundle.info.mode != "latent":
+            raise FaceanimError(f"bundle {bundle.info.name}: the suite trains and evaluates in latent mode; this "
+                                "bundle animates photos")
+        return bundle
+
+    @functools.cached_property
+    def _bundle_motion(self) -> dict:
+        """The bundle's motion config (the ablations train the same mapper width)."""
+        return json.loads((self._bundle.path("motion") / "config.json").read_text())
+
+    @functools.cached_property
+    def _domain(self):
+        from faceanim.evaluation.domains import domain_of
+
+        return domain_of(self._bundle.info)
 
     def _train(self, run: AblationRun, run_dir: Path) -> Path:
-        from faceanim.toon.recipes import motion_prompts, motion_train_data
         from faceanim.training.build import build_trainer
-        from faceanim.training.config import TrainConfig, apply_overrides
+        from faceanim.training.config import TrainConfig, apply_overrides, latent_recipe
 
-        parts = self._bundle_parts()
-        info = parts.info
+        bundle = self._bundle
+        info = bundle.info
         model = run_dir / "motion_model"
         stamp = run_dir / "suite_key.json"  # what the run was trained from: reuse only the same
         loss_clip, loss_clip_sha = self._train_loss_clip
@@ -251,16 +256,14 @@ class Suite:
         stamp.write_text(key)
         base = self.cfg.train
         prompts = run.prompts or base.get("prompts")
-        prompts = motion_prompts(list(prompts)) if info.z_sampler == "toonface" else list(prompts or [])
-        data = motion_train_data(str(parts.generator), str(parts.cond_clip), prompts, str(run_dir.parent),
-                                 int(base["steps"]), int(run.batch_size or base.get("batch_size", 4)),
-                                 template=info.template, z_sampler=info.z_sampler,
-                                 truncation_psi=info.truncation_psi, loss_clip=str(loss_clip))
+        prompts = self._domain.training_prompts(list(prompts or []))
+        data = latent_recipe(str(bundle.path("generator")), str(bundle.path("cond_clip")), prompts,
+                             str(run_dir.parent), int(base["steps"]), int(run.batch_size or base.get("batch_size", 4)),
+                             template=info.template, z_sampler=info.z_sampler, truncation_psi=info.truncation_psi,
+                             loss_clip=str(loss_clip), mapper_hidden=self._bundle_motion["mapper_hidden"])
         data.update(name=run.name, sample_every=0, device=self.device)
         cfg = TrainConfig.from_dict(apply_overrides(data, [*base.get("set", []), *run.set]))
-        if not self.progress:
-            os.environ["FACEANIM_NO_PROGRESS"] = "1"
-        trainer = build_trainer(cfg, run_dir=run_dir)
+        trainer = build_trainer(cfg, run_dir=run_dir, progress=self.progress)
         if (trainer.checkpoint_dir / "state.json").is_file():
             self.log(f"[{run.name}] resuming training at step {trainer.resume()}")
         trainer.train()
@@ -272,13 +275,14 @@ class Suite:
         current folder) or else the bundle's loss CLIP — and the SHA-256 of its files; read once per suite run."""
         path = self.cfg.train.get("loss_clip")
         if not path:
-            folder = self._bundle_parts().loss_clip
+            folder = self._bundle.path("loss_clip")
         elif (Path(path) / "config.json").is_file():
             folder = Path(path)
         else:
             raise FaceanimError(f"suite {self.cfg.name}: train.loss_clip {path} is not a CLIP folder (config.json "
                                 "+ weights); run from the folder it is relative to (the toonface suite: the "
-                                "faceanim repository) or set train.loss_clip in your own suite file")
+                                "faceanim repository, after experiments/toonface/restore_weights.sh) or set "
+                                "train.loss_clip in your own suite file")
         return folder, bundle_fingerprint(folder)
 
     def _evaluate(self, eval_out: Path, motion: Path | None) -> None:
@@ -290,27 +294,26 @@ class Suite:
         if motion is None:
             evaluate(cfg, progress=self.progress)
             return
-        info = self._bundle_parts().info
-        if not hasattr(self, "_generator"):  # one load for every ablation row
-            self._generator = AnimationPipeline.from_bundle(self.cfg.bundle, device=self.device).G
+        info = self._bundle.info
         animator = LanguageGuidedAnimator.from_pretrained(motion)
-        pipe = AnimationPipeline(self._generator, animator, info.template, info.truncation_psi, name=f"{info.name}+{motion}",
-                                 z_sampler=info.z_sampler).to(self.device)
-        pipe.info = info
-        clip, evaluator = self._metric_models()
+        pipe = AnimationPipeline(self._generator, animator, info.template, info.truncation_psi,
+                                 name=f"{info.name}+{motion}", z_sampler=info.z_sampler, info=info).to(self.device)
+        clip, evaluator = self._metric_models
         evaluate(cfg, pipeline=pipe, clip=clip, evaluator=evaluator, progress=self.progress)
 
+    @functools.cached_property
+    def _generator(self):
+        """The bundle's generator, loaded once for every ablation row."""
+        return self._bundle.load_generator().to(self.device)
+
+    @functools.cached_property
     def _metric_models(self):
         """The bundle's loss CLIP and evaluator, so that every ablation row is scored by the same networks."""
-        if not hasattr(self, "_models"):
-            from faceanim.encoders.clip import CLIPEncoder
-            from faceanim.evaluation.run import _load_evaluator
-
-            parts = self._bundle_parts()
-            path = self.cfg.ablation_eval.get("evaluator") or parts.evaluator
-            self._models = (CLIPEncoder.from_pretrained(parts.loss_clip).to(self.device).requires_grad_(False),
-                            _load_evaluator(str(path)) if path else None)
-        return self._models
+        bundle = self._bundle
+        path = self.cfg.ablation_eval.get("evaluator") or (bundle.path("evaluator") if bundle.has("evaluator")
+                                                           else None)
+        return (bundle.load_clip("loss_clip").to(self.device).requires_grad_(False),
+                self._domain.load_evaluator(str(path)) if path else None)
 
     def run(self) -> dict:
         t0 = time.perf_counter()
@@ -355,15 +358,16 @@ class Suite:
 # The page
 
 
-def _cell(s: dict | None, digits: int = 3) -> str:
-    if not s or s.get("mean") is None or (isinstance(s["mean"], float) and math.isnan(s["mean"])):
-        return "–"
-    f = lambda v: f"{v:.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"  # noqa: E731
-    return f"{f(s['mean'])} [{f(s['low'])}, {f(s['high'])}]" if s.get("n", 0) > 1 else f(s["mean"])
+@functools.cache
+def lower_is_better() -> frozenset[str]:
+    """Values where lower is better: the metric registry's, and the seconds per video."""
+    from faceanim.evaluation.registry import lower_is_better as registered
+
+    return frozenset(registered() | {"seconds"})
 
 
 def _arrow(name: str) -> str:
-    return "↓" if name in LOWER_IS_BETTER else "" if name in ("latent_step",) else "↑"
+    return "↓" if name in lower_is_better() else "" if name in ("latent_step",) else "↑"
 
 
 def _overlap(a: dict, b: dict) -> bool:
@@ -388,13 +392,13 @@ def comparison_findings(res: dict) -> list[str]:
         have = {m: e["overall"].get(v) for m, e in methods.items() if e["overall"].get(v)}
         if len(have) < 2:
             continue
-        sign = -1 if v in LOWER_IS_BETTER else 1
+        sign = -1 if v in lower_is_better() else 1
         best = max(have, key=lambda m: sign * have[m]["mean"])
         others = [m for m in have if m != best]
         clear = [m for m in others if not _overlap(have[best], have[m])]
         verdict = ("its interval is clear of every other method's" if len(clear) == len(others) else
                    f"the intervals overlap with {', '.join(m for m in others if m not in clear)} (not established)")
-        lines.append(f"- **{LABELS.get(v, v)}** {_arrow(v)}: best `{best}` ({_cell(have[best])}); {verdict}.")
+        lines.append(f"- **{LABELS.get(v, v)}** {_arrow(v)}: best `{best}` ({format_cell(have[best])}); {verdict}.")
     ours = methods.get("ours", {}).get("per_prompt", {})
     if ours:
         per = [(p, e.get("toon_success", {}).get("mean")) for p, e in ours.items() if e.get("toon_success")]
@@ -428,7 +432,7 @@ def ablation_findings(rows: dict[str, dict], reference: str) -> list[str]:
                 continue
             d = a["mean"] - b["mean"]
             if not _overlap(a, b):
-                worse = (d > 0) == (v in LOWER_IS_BETTER)
+                worse = (d > 0) == (v in lower_is_better())
                 changes.append(f"{v} {b['mean']:.3g} → {a['mean']:.3g} ({'worse' if worse else 'better'})")
         text = "; ".join(changes) if changes else "no value moved beyond the intervals"
         lines.append(f"- **{name}** vs {reference}: {text}.")
@@ -470,18 +474,17 @@ def render_page(summary: dict, command: str) -> str:
         for v in COMPARISON_VALUES:
             if any(v in e["overall"] for e in methods.values()):
                 lines.append(f"| {LABELS.get(v, v)} {_arrow(v)} | "
-                             + " | ".join(_cell(e["overall"].get(v)) for e in methods.values()) + " |")
+                             + " | ".join(format_cell(e["overall"].get(v)) for e in methods.values()) + " |")
         if any(e["set"].get("fid") is not None for e in methods.values()):
             lines.append(f"| FID on frames ({comp['features']['fid']}) ↓ | "
-                         + " | ".join(f"{e['set']['fid']:.3g}" if e["set"].get("fid") is not None else "–"
-                                      for e in methods.values()) + " |")
+                         + " | ".join(format_cell(e["set"].get("fid")) for e in methods.values()) + " |")
         lines.append("")
         if any("toon_success" in e["overall"] for e in methods.values()):
             lines += ["Per prompt, prompted factor reached (share of videos):", "",
                       "| prompt | " + " | ".join(f"`{m}`" for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
             for p in comp["prompts"]:
                 lines.append(f"| {p['text']} | " + " | ".join(
-                    _cell(e["per_prompt"].get(p["text"], {}).get("toon_success"), 2) for e in methods.values()) + " |")
+                    format_cell(e["per_prompt"].get(p["text"], {}).get("toon_success"), 2) for e in methods.values()) + " |")
             lines.append("")
         lines += ["Read off the numbers (fixed rules: best mean; established only if its interval is clear of the "
                   "others'):", ""] + comparison_findings(comp) + [""]
@@ -515,8 +518,8 @@ def render_page(summary: dict, command: str) -> str:
             change = "the bundle's motion model" if name == "shipped" else (
                 spec["description"] or ", ".join(spec["set"]) or "–")
             fid = r["methods"]["ours"]["set"].get("fid")
-            lines.append(f"| {name} | {change} | " + " | ".join(_cell(ov.get(v), 2) for v in shown)
-                         + f" | {f'{fid:.3g}' if fid is not None else '–'} | "
+            lines.append(f"| {name} | {change} | " + " | ".join(format_cell(ov.get(v), 2) for v in shown)
+                         + f" | {format_cell(fid)} | "
                          + (f"{r['train_seconds'] / 60:.1f}" if r.get("train_seconds") else "–") + " |")
         reference = next((r["name"] for r in cfg["ablations"] if r["name"] in rows), None)
         if reference:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceanim.errors import FaceanimError
-from faceanim.training.schedules import projector_lr
+from faceanim.utils.schedules import projector_lr
 
 SPACES = ("w", "wplus")
 PERCEPTUAL_MAX_SIZE = 256  # larger images are downsampled to this for the perceptual term (LPIPS cost)
@@ -148,13 +148,13 @@ def _for_perceptual(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def w_spread(G: nn.Module, samples: int, generator: torch.Generator) -> float:
+def w_spread(G: nn.Module, samples: int, rng: torch.Generator) -> float:
     """σ_W = sqrt(E‖w − w_avg‖²): the typical distance of a code from the mean, from ``samples`` draws of z."""
     device = G.w_avg.device
     total, done = 0.0, 0
     while done < samples:
         n = min(4096, samples - done)
-        z = torch.randn(n, G.z_dim, generator=generator).to(device)
+        z = torch.randn(n, G.z_dim, generator=rng).to(device)
         c = torch.zeros(n, G.c_dim, device=device) if G.c_dim else None
         w = G.mapping(z, c)
         total += float((w - G.w_avg).double().square().sum())

@@ -71,11 +71,11 @@ class AnimationLoss(nn.Module):
         return sorted(frames)
 
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, frames: dict[int, torch.Tensor], prompts: list[str],
-                source: torch.Tensor | None = None, generator: torch.Generator | None = None
+                source: torch.Tensor | None = None, rng: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """ws ``[B, T, num_ws, w_dim]``; w_s ``[B, num_ws, w_dim]``; frames: index → ``[B, 3, H, W]`` for the
         indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS);
-        ``generator``: draws the contrastive term's random views, if it uses any."""
+        ``rng``: draws the contrastive term's random views, if it uses any."""
         active = self.active
         T = ws.shape[1]
         terms: dict[str, torch.Tensor] = {}
@@ -84,7 +84,7 @@ class AnimationLoss(nn.Module):
         if "path_reg" in active:
             terms["path_reg"] = self.path_reg(ws)
         if "contrastive" in active:
-            terms["contrastive"] = self.contrastive(frames[T - 1], prompts, generator=generator)
+            terms["contrastive"] = self.contrastive(frames[T - 1], prompts, rng=rng)
         if "lpips" in active:
             if source is None:
                 raise ValueError("LPIPS needs the source image")

@@ -10,12 +10,12 @@ from faceanim.encoders.clip import CLIPEncoder
 
 
 def random_views(images: torch.Tensor, views: int, shift: float, scale: float,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 rng: torch.Generator | None = None) -> torch.Tensor:
     """``views`` differentiable random affine views of each image: ``[n, 3, H, W]`` → ``[views·n, 3, H, W]``
     (view-major). Each view is zoomed by a factor in [1 − scale, 1 + scale] and shifted by up to ``shift`` of the
     image size on each axis (border pixels repeat). No flips: left and right carry meaning (gaze, head tilt)."""
     n = images.shape[0]
-    u = torch.rand(views * n, 3, generator=generator).to(images)
+    u = torch.rand(views * n, 3, generator=rng).to(images)
     zoom = 1 + scale * (2 * u[:, 0] - 1)
     theta = torch.zeros(views * n, 2, 3, dtype=images.dtype, device=images.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
@@ -59,14 +59,14 @@ class ContrastiveLoss(nn.Module):
         return torch.stack([self._text_cache[p] for p in prompts])
 
     def forward(self, last_frames: torch.Tensor, prompts: list[str],
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """last_frames ``[n, 3, H, W]`` in [-1, 1]; prompts: n distinct strings; ``generator`` draws the views."""
+                rng: torch.Generator | None = None) -> torch.Tensor:
+        """last_frames ``[n, 3, H, W]`` in [-1, 1]; prompts: n distinct strings; ``rng`` draws the views."""
         if len(set(prompts)) != len(prompts):
             raise ValueError("contrastive loss needs non-repeating prompts within a batch")
         n = len(prompts)
         x = last_frames
         if self.views:
-            x = random_views(last_frames, self.views, self.view_shift, self.view_scale, generator)
+            x = random_views(last_frames, self.views, self.view_shift, self.view_scale, rng)
         v = self.clip.encode_image(x)
         t = self.text_embeddings(prompts).to(v)
         logits = v @ t.t() / self.temperature

@@ -88,7 +88,7 @@ class LanguageGuidedAnimator(nn.Module):
 
     def forward(self, prompts: list[str] | torch.Tensor, num_frames: int, *, image: torch.Tensor | None = None,
                 w_inv: torch.Tensor | None = None, w_source: torch.Tensor | None = None, decay: bool = False,
-                generator: torch.Generator | None = None) -> MotionOutput:
+                rng: torch.Generator | None = None) -> MotionOutput:
         """Motion codes and per-frame W+ codes.
 
         prompts: B strings, or precomputed text embeddings ``[B, z_dim]``.
@@ -109,7 +109,7 @@ class LanguageGuidedAnimator(nn.Module):
             if w_source is None:
                 raise ValueError("latent mode needs w_source, a code sampled through the generator's mapping")
             w_s, z1 = w_source, z_t
-        codes = self.motion(z1, num_frames, decay=decay, generator=generator)
+        codes = self.motion(z1, num_frames, decay=decay, rng=rng)
         mapper_in = codes - codes[:, :1] if self.config.mapper_input == "offset" else codes
         ws = self.motion_mapper(mapper_in) + w_s.unsqueeze(1)
         return MotionOutput(ws=ws, w_s=w_s, codes=codes)

@@ -48,16 +48,16 @@ class RecurrentMotionGenerator(nn.Module):
         return rates
 
     def forward(self, z1: torch.Tensor, num_frames: int, decay: bool = False,
-                h1: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                h1: torch.Tensor | None = None, rng: torch.Generator | None = None) -> torch.Tensor:
         """z1: ``[B, z_dim]`` → motion codes ``[B, T, z_dim]`` (the first one is z1 itself).
 
-        ``h1`` overrides the random initial hidden state (``[B, h_dim]``); ``generator`` seeds it.
+        ``h1`` overrides the random initial hidden state (``[B, h_dim]``); ``rng`` seeds it.
         """
         if num_frames < 1:
             raise ValueError(f"num_frames must be ≥ 1, got {num_frames}")
         if h1 is None:
-            h1 = torch.randn(z1.shape[0], self.h_dim, generator=generator,
-                             device=z1.device if generator is None else generator.device).to(z1) * self.h0_std
+            h1 = torch.randn(z1.shape[0], self.h_dim, generator=rng,
+                             device=z1.device if rng is None else rng.device).to(z1) * self.h0_std
         z, h = z1, h1
         codes = [z]
         for r in self.rates(num_frames, decay):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
 from faceanim.errors import FaceanimError
 
-MAX_FRAMES = 1024  # per prompt; beyond this the recurrent rates decay to nothing and memory grows needlessly
+if TYPE_CHECKING:
+    from faceanim.bundles import Bundle
+
+from faceanim.pipelines.job import MAX_FRAMES
 
 
 @dataclass
@@ -33,13 +36,14 @@ class AnimationPipeline:
 
     def __init__(self, generator, animator, template: str | None = None, truncation_psi: float = 0.7,
                  inverter: Callable | None = None, name: str = "custom", anchor_first_frame: bool = True,
-                 z_sampler: str = "gaussian"):
+                 z_sampler: str = "gaussian", info=None):
         """``anchor_first_frame``: subtract Δw⁽¹⁾ from every Δw⁽ⁱ⁾ so that the video starts exactly at the given
         face (the paper's w⁽¹⁾ = Δw⁽¹⁾ + w_s is only pulled towards w_s by its losses) and prompt timelines
         join without a jump. False reproduces eq. 8 literally. ``inverter``: aligned face image →
         ``(image [1, 3, R, R], W+ [num_ws, w_dim])``, e.g. :class:`faceanim.inversion.Inverter` (``from_bundle``
-        sets one); without it, photos are refused."""
-        from faceanim.latent_samplers import get_z_sampler
+        sets one); without it, photos are refused. ``info``: the bundle's :class:`~faceanim.bundles.BundleInfo`
+        (``from_bundle`` sets it)."""
+        from faceanim.data.z_samplers import get_z_sampler
 
         self.anchor_first_frame = anchor_first_frame
         self.sample_z = get_z_sampler(z_sampler)
@@ -47,31 +51,28 @@ class AnimationPipeline:
         self.animator = animator.eval().requires_grad_(False)
         self.template = template or animator.config.template
         self.truncation_psi, self.inverter, self.name = truncation_psi, inverter, name
+        self.info = info
 
     # -- construction --------------------------------------------------------------------------------------------
     @classmethod
-    def from_bundle(cls, bundle: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+    def from_bundle(cls, bundle: "str | os.PathLike | Bundle | None" = None, device: str | torch.device = "cpu",
                     inversion: str = "auto", projector_config=None, encoder: str | os.PathLike | None = None
                     ) -> "AnimationPipeline":
         """Load a bundle. Photos are inverted with the bundle's e4e encoder when it has one (or ``encoder``: an
         e4e folder or official ``.pt``), otherwise with the optimization projector (``projector_config``;
         perceptual term: LPIPS if its weights are cached, else the motion model's CLIP features).
         ``inversion``: "auto", "e4e" or "projector". Nothing of the inversion is loaded until a photo comes."""
-        from faceanim.bundles import read_bundle_info, resolve_bundle
+        from faceanim.bundles import Bundle
         from faceanim.inversion import Inverter
-        from faceanim.models.stylegan2 import Generator
-        from faceanim.motion.model import LanguageGuidedAnimator
 
-        folder = resolve_bundle(bundle)
-        info = read_bundle_info(folder)
-        G = Generator.from_pretrained(folder / info.components.get("generator", "generator"))
-        animator = LanguageGuidedAnimator.from_pretrained(folder / info.components.get("motion", "motion"))
-        if encoder is None and "encoder" in info.components:
-            encoder = folder / info.components["encoder"]
+        bundle = Bundle.open(bundle)
+        info = bundle.info
+        G, animator = bundle.load_generator(), bundle.load_animator()
+        if encoder is None and bundle.has("encoder"):
+            encoder = bundle.path("encoder")
         inverter = Inverter(G, inversion, encoder=encoder, projector_config=projector_config, clip=animator.clip)
         pipe = cls(G, animator, info.template, info.truncation_psi, inverter=inverter, name=info.name,
-                   z_sampler=info.z_sampler)
-        pipe.info = info
+                   z_sampler=info.z_sampler, info=info)
         return pipe.to(device)
 
     def to(self, device: str | torch.device) -> "AnimationPipeline":
@@ -135,7 +136,7 @@ class AnimationPipeline:
 
     @torch.no_grad()
     def _motion(self, prompts: list[str], w_s: torch.Tensor, image: torch.Tensor | None, num_frames: int,
-                strength: float, generator: torch.Generator) -> torch.Tensor:
+                strength: float, rng: torch.Generator) -> torch.Tensor:
         """W+ codes ``[N, T, num_ws, w_dim]`` for N prompts that all start from ``w_s`` ``[N, num_ws, w_dim]``."""
         z_t = self.animator.clip.encode_text(prompts, template=self.template)
         kw = {"w_source": w_s}
@@ -143,7 +144,7 @@ class AnimationPipeline:
             if image is None:
                 raise FaceanimError("this motion model reads a photo (image mode): give an image, not a seed or latent")
             kw["image"] = image.expand(len(prompts), -1, -1, -1)
-        out = self.animator(z_t, num_frames, decay=True, generator=generator, **kw)
+        out = self.animator(z_t, num_frames, decay=True, rng=rng, **kw)
         delta = out.ws - out.w_s[:, None]  # Δw⁽ⁱ⁾
         if self.anchor_first_frame:
             delta = delta - delta[:, :1]
@@ -160,25 +161,25 @@ class AnimationPipeline:
     @torch.no_grad()
     def __call__(self, prompt: str | Sequence[str], image: torch.Tensor | None = None,
                  latent: torch.Tensor | None = None, seed: int | None = None, num_frames: int = 16,
-                 strength: float = 1.0, ping_pong: bool = False, generator: torch.Generator | None = None,
+                 strength: float = 1.0, ping_pong: bool = False, rng: torch.Generator | None = None,
                  batch_size: int = 8, progress: Callable[[int], None] | None = None) -> AnimationOutput:
         """Animate one face. Several prompts form a timeline (IV-E-2): each starts from the last code of the
         previous one ("crying" → "pouting"). ``strength`` scales the motion Δw; ``ping_pong`` plays the video
-        back to its first frame for seamless loops. Deterministic for a given seed and ``generator``.
+        back to its first frame for seamless loops. Deterministic for a given seed and ``rng`` (a torch.Generator).
 
         The face comes from ``seed``, ``latent`` (W ``[w_dim]`` or W+ ``[num_ws, w_dim]``) or ``image``: an
         *aligned* face crop (PIL image, path, uint8 ``[H, W, 3]`` or ``[1, 3, H, W]`` in [-1, 1]; align photos with
         :class:`faceanim.align.FaceAligner` first), inverted by ``self.inverter``. Given both ``image`` and
         ``latent``, the latent is used as is and the image only feeds image-mode motion models."""
         prompts = self._check(prompt, num_frames)
-        if generator is None:
-            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        if rng is None:
+            rng = torch.Generator().manual_seed(0 if seed is None else int(seed))
         t0 = time.perf_counter()
         w, img = self._source(image, latent, seed)
         codes, starts = [], []
         current = w
         for p in prompts:
-            seg = self._motion([p], current[None], img, num_frames, strength, generator)[0]
+            seg = self._motion([p], current[None], img, num_frames, strength, rng)[0]
             if codes:
                 seg = seg[1:]  # the first frame of a segment repeats the previous segment's last frame
             starts.append(sum(c.shape[0] for c in codes))
@@ -196,15 +197,15 @@ class AnimationPipeline:
     @torch.no_grad()
     def batch(self, prompts: Sequence[str], image: torch.Tensor | None = None, latent: torch.Tensor | None = None,
               seed: int | None = None, num_frames: int = 16, strength: float = 1.0, ping_pong: bool = False,
-              generator: torch.Generator | None = None, batch_size: int = 8,
+              rng: torch.Generator | None = None, batch_size: int = 8,
               progress: Callable[[int], None] | None = None) -> AnimationOutput:
         """One animation per prompt, all from the same face (for side-by-side grids). Frames ``[N, T, 3, H, W]``."""
         prompts = self._check(prompts, num_frames)
-        if generator is None:
-            generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        if rng is None:
+            rng = torch.Generator().manual_seed(0 if seed is None else int(seed))
         t0 = time.perf_counter()
         w, img = self._source(image, latent, seed)
-        ws = self._motion(prompts, w[None].expand(len(prompts), -1, -1), img, num_frames, strength, generator)
+        ws = self._motion(prompts, w[None].expand(len(prompts), -1, -1), img, num_frames, strength, rng)
         if ping_pong:
             ws = torch.cat([ws, ws.flip(1)[:, 1:-1]], dim=1)
         t1 = time.perf_counter()

@@ -320,7 +320,7 @@ def filler_words() -> list[str]:
     expression = _words(s for v in VOCABULARY.values() for sp in v.values() for s in sp.all())
     used = (heldout | expression | _NOT_FILLER | _words(EXPRESSION_PROMPTS.values())
             | _words(t for ts in TEMPLATES.values() for t in ts) | _words(n for ns in NOUNS.values() for n in ns)
-            | _words(caption(ToonParams.sample(2000, generator=torch.Generator().manual_seed(0),
+            | _words(caption(ToonParams.sample(2000, rng=torch.Generator().manual_seed(0),
                                                expressions=True, attributes=True), rng=0)))
     stems = {w[:5] for w in heldout if len(w) >= 5} | {w[:4] for w in expression | _NOT_FILLER if len(w) >= 4}
     words = set()

@@ -205,20 +205,18 @@ class ToonParams:
     def sample(
         cls,
         n: int,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         seed: int | None = None,
         expressions: bool = False,
         attributes: bool = False,
     ) -> "ToonParams":
-        """Draw ``n`` random identities (deterministic for a given ``seed``/``generator`` state).
+        """Draw ``n`` random identities (deterministic for a given ``seed`` / ``rng`` state).
 
         Expressions and attributes are neutral (0) unless ``expressions``/``attributes`` is set; then
         each face gets 0–2 random expressions at intensities in [0.3, 1] (and sometimes gaze/tilt),
         or, for attributes, grey hair and age with probability 0.2 each.
         """
-        if generator is None:
-            generator = torch.Generator().manual_seed(0 if seed is None else seed)
-        g = generator
+        g = rng if rng is not None else torch.Generator().manual_seed(0 if seed is None else seed)
         v = torch.zeros(n, PARAM_DIM)
 
         def put(name: str, value: torch.Tensor) -> None:

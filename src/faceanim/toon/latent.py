@@ -39,11 +39,11 @@ def encode(params: ToonParams | torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-def sample_identity_z(n: int, z_dim: int, generator: torch.Generator) -> torch.Tensor:
+def sample_identity_z(n: int, z_dim: int, rng: torch.Generator) -> torch.Tensor:
     """z of ``n`` random ToonFace identities with a neutral expression (the "toonface" latent sampler)."""
     if z_dim != Z_DIM:
         raise ValueError(f"the ToonFace latent has {Z_DIM} entries, the generator expects {z_dim}")
-    return encode(ToonParams.sample(n, generator=generator))
+    return encode(ToonParams.sample(n, rng=rng))
 
 
 def decode(z: torch.Tensor) -> ToonParams:

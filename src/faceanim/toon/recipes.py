@@ -17,7 +17,7 @@ def training_params(n: int, g: torch.Generator) -> ToonParams:
     """Random identities with 0–2 expressions and occasional attributes; expression intensities spread over
     the whole [0, 1] range (not only the renderer sampler's [0.3, 1]) so that the generator learns every
     intermediate frame an animation passes through."""
-    p = ToonParams.sample(n, generator=g, expressions=True, attributes=True)
+    p = ToonParams.sample(n, rng=g, expressions=True, attributes=True)
     v = p.vector.clone()
     scale = torch.where(torch.rand(n, 1, generator=g) < 0.5, torch.rand(n, 1, generator=g), torch.ones(n, 1))
     v[:, EXPRESSION] = v[:, EXPRESSION] * scale

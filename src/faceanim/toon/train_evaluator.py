@@ -14,26 +14,32 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from faceanim.toon.evaluator import PERIODIC, ToonEvaluator, prompt_scores
+from faceanim.toon.evaluator import (
+    PERIODIC,
+    EvaluatorConfig,
+    ToonEvaluator,
+    prompt_scores,
+)
 from faceanim.toon.factors import FACTOR_BY_NAME, SLICES, ToonParams
+from faceanim.toon.loop import Log, LoopConfig, TrainLoop
 from faceanim.toon.recipes import training_params
 from faceanim.toon.renderer import render
-from faceanim.training.checkpoint import load_checkpoint, save_checkpoint
-from faceanim.training.schedules import cosine_lr
-from faceanim.utils.io import append_jsonl
+from faceanim.toon.seeds import EVALUATOR_HELDOUT
+from faceanim.utils.images import gaussian_blur
+from faceanim.utils.schedules import cosine_lr
 
 BatchFn = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]  # (n, g) -> (images [n,3,R,R], [n,P])
 
 
 @dataclass
-class EvaluatorTrainConfig:
+class EvaluatorTrainConfig(LoopConfig):
     steps: int = 1800
     batch_size: int = 64
     lr: float = 2e-3
@@ -41,24 +47,6 @@ class EvaluatorTrainConfig:
     render_size: int = 128          # renders are drawn at the generator's resolution, then resized by the model
     blur_prob: float = 0.5          # share of blurred renders
     blur_sigma: float = 1.5         # largest blur σ in px at 128 px (σ ~ U(0, blur_sigma), scaled with render_size)
-    seed: int = 0
-    checkpoint_every: int = 250
-    eval_every: int = 500
-
-
-def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur with one σ (px) per image: ``[B, C, H, W]``, ``[B]`` → ``[B, C, H, W]``.
-
-    σ = 0 leaves an image unchanged; borders are reflected."""
-    b, c, h, w = images.shape
-    r = max(1, math.ceil(3 * float(sigma.max())))
-    x = torch.arange(-r, r + 1, dtype=images.dtype)
-    k = torch.exp(-x.square() / (2 * sigma.to(images.dtype).clamp_min(1e-3)[:, None].square()))
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [B·C, 2r+1]
-    y = F.pad(images.reshape(1, b * c, h, w), (r, r, r, r), mode="reflect")
-    y = F.conv2d(y, k[:, None, None, :], groups=b * c)
-    y = F.conv2d(y, k[:, None, :, None], groups=b * c)
-    return y.reshape(b, c, h, w)
 
 
 def random_blur(images: torch.Tensor, g: torch.Generator, prob: float, sigma_max: float) -> torch.Tensor:
@@ -218,22 +206,19 @@ def heldout_metrics(model: ToonEvaluator, seed: int, n: int = 1000, per_key: int
             "blurred": {"sigma_px_at_128": blur_sigma, **rounded(soft)}}
 
 
-class EvaluatorTrainer:
+class EvaluatorTrainer(TrainLoop):
+    model_key = "evaluator"
+
     def __init__(self, model: ToonEvaluator, cfg: EvaluatorTrainConfig, run_dir: str | os.PathLike,
                  batch_fn: BatchFn | None = None, evaluate: Callable[[ToonEvaluator], dict] | None = None):
-        self.model, self.cfg, self.run_dir, self.evaluate_fn = model, cfg, Path(run_dir), evaluate
+        model.train().requires_grad_(True)
+        super().__init__(model, torch.optim.Adam(model.parameters(), lr=cfg.lr), cfg, run_dir)
+        self.evaluate_fn = evaluate
         self.batch_fn = batch_fn or (lambda n, g: evaluator_batch(n, g, cfg.render_size, cfg.blur_prob, cfg.blur_sigma))
-        self.model.train().requires_grad_(True)
-        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        self.step = 0
-        self.run_dir.mkdir(parents=True, exist_ok=True)
 
     def lr_at(self, step: int) -> float:
         c = self.cfg
         return cosine_lr(step, c.steps, c.lr, c.lr_final)
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.batch_fn(self.cfg.batch_size, torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step))
 
     def loss(self, images: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """(total, report): the loss terms, and the batch's mean absolute error per group (readable progress)."""
@@ -247,40 +232,47 @@ class EvaluatorTrainer:
                 report[f"{group}_mae"] = sum(vals) / len(vals)
         return total, report
 
-    def train(self, steps: int | None = None, log: Callable[[str], None] = print) -> None:
-        """Train up to step ``steps`` (default ``cfg.steps``; the schedule always spans ``cfg.steps``)."""
-        steps = steps or self.cfg.steps
-        self.model.train()
-        t0, seen = time.perf_counter(), 0
-        while self.step < steps:
-            images, target = self.batch(self.step)
-            for group in self.opt.param_groups:
-                group["lr"] = self.lr_at(self.step)
-            total, report = self.loss(images, target)
-            self.opt.zero_grad(set_to_none=True)
-            total.backward()
-            self.opt.step()
-            self.step += 1
-            seen += images.shape[0]
-            if self.step % 25 == 0 or self.step == steps:
-                line = {"step": self.step, "lr": round(self.lr_at(self.step), 6),
-                        "img_per_s": round(seen / (time.perf_counter() - t0), 1),
-                        **{k: round(v, 5) for k, v in report.items()}}
-                append_jsonl(self.run_dir / "log.jsonl", line)
-                log(json.dumps(line))
-            if self.evaluate_fn is not None and self.step % self.cfg.eval_every == 0:
-                ev = self.evaluate_fn(self.model)
-                self.model.train()
-                append_jsonl(self.run_dir / "eval.jsonl", {"step": self.step, **ev})
-                log(f"eval step {self.step}: {json.dumps(ev)}")
-            if self.step % self.cfg.checkpoint_every == 0 or self.step == steps:
-                self.save()
-        self.model.eval()
+    def train_step(self, g: torch.Generator) -> tuple[torch.Tensor, int, dict[str, float]]:
+        images, target = self.batch_fn(self.cfg.batch_size, g)
+        total, report = self.loss(images, target)
+        return total, images.shape[0], report
 
-    def save(self) -> None:
-        save_checkpoint(self.run_dir / "checkpoint", self.model, self.opt, self.step,
-                        extra={"config": asdict(self.cfg), "evaluator": asdict(self.model.config)})
+    def evaluate(self) -> dict | None:
+        return self.evaluate_fn(self.model) if self.evaluate_fn is not None else None
 
-    def resume(self) -> int:
-        self.step = int(load_checkpoint(self.run_dir / "checkpoint", self.model, self.opt)["step"])
-        return self.step
+
+@dataclass
+class EvaluatorRunConfig:
+    """``faceanim toon train-evaluator``: a run folder, the network, the optimisation and the held-out metrics."""
+
+    out: str = "runs/toonface/evaluator"        # run folder
+    model: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    train: EvaluatorTrainConfig = field(default_factory=EvaluatorTrainConfig)
+    resume: bool = False                        # continue the run folder's checkpoint
+    eval_faces: int = 1000                      # held-out draws for the final per-factor errors
+    eval_faces_per_key: int = 100               # held-out identities per prompt key in the final metrics
+
+
+@dataclass
+class EvaluatorRunResult:
+    evaluator_dir: Path  # the exported evaluator
+    metrics: dict        # heldout_metrics of it (also in <out>/metrics.json)
+    seconds: float       # training time
+
+
+def train_evaluator(run: EvaluatorRunConfig, log: Log = print) -> EvaluatorRunResult:
+    """Train the ground-truth evaluator on renders, export ``<out>/evaluator`` and write its held-out metrics to
+    ``<out>/metrics.json`` (periodic evaluations use 200 draws and 16 identities per key)."""
+    torch.manual_seed(run.train.seed)
+    model = ToonEvaluator(run.model)
+    trainer = EvaluatorTrainer(model, run.train, run.out,
+                               evaluate=lambda m: heldout_metrics(m, EVALUATOR_HELDOUT, n=200, per_key=16)["summary"])
+    if run.resume:
+        log(f"resumed at step {trainer.resume()}")
+    t0 = time.perf_counter()
+    trainer.train(log=log)
+    export = Path(run.out) / "evaluator"
+    model.eval().save_pretrained(export)
+    metrics = heldout_metrics(model, EVALUATOR_HELDOUT, n=run.eval_faces, per_key=run.eval_faces_per_key)
+    (Path(run.out) / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return EvaluatorRunResult(export, metrics, time.perf_counter() - t0)

@@ -5,28 +5,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
 from faceanim.errors import FaceanimError
 from faceanim.training.config import TrainConfig
 from faceanim.training.trainer import DistInfo, Trainer
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FaceanimError("--device cuda requested but CUDA is not available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise FaceanimError("--device mps requested but Apple MPS is not available")
-    if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(name)
+from faceanim.utils.device import pick_device
 
 
 def init_distributed(device: torch.device) -> DistInfo:
@@ -60,12 +46,19 @@ def load_clip(spec, cache_dir: str | None):
     return CLIPEncoder.from_pretrained(str(spec), cache_dir=cache_dir)
 
 
-def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
+MetricsHook = Callable[[TrainConfig, Any, torch.device], Callable]  # (cfg, loss CLIP, device) -> hook
+
+
+def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: MetricsHook | None = None,
+                  progress: bool = True) -> Trainer:
+    """Everything a run needs from its config. ``metrics_hook`` builds the training-time metrics when
+    ``cfg.metrics_every`` is set (the caller's: the core knows no metrics); ``progress`` shows a progress bar."""
     from faceanim.convert import load_generator
     from faceanim.data import ImageLatentDataset, SampledLatents, StepBatchSampler, load_prompts
     from faceanim.losses import AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss
     from faceanim.motion import LanguageGuidedAnimator, MotionConfig
 
+    cfg.check_paths()
     device = pick_device(cfg.device)
     dist = init_distributed(device)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -133,17 +126,9 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None) -> Trainer:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     metrics = None
     if cfg.metrics_every and dist.is_main:
-        from faceanim.evaluation.hooks import TrainingMetrics
-        from faceanim.evaluation.metrics import MetricContext
-
-        evaluator = identity = None
-        if cfg.evaluator:
-            from faceanim.evaluation.features import EvaluatorIdentity
-            from faceanim.toon.evaluator import ToonEvaluator
-
-            evaluator = ToonEvaluator.from_pretrained(cfg.evaluator, device=device)
-            identity = EvaluatorIdentity(evaluator)
-        metrics = TrainingMetrics(MetricContext(clip=loss_clip, template=cfg.template, evaluator=evaluator,
-                                                identity=identity))
+        if metrics_hook is None:
+            raise FaceanimError("metrics_every is set but no metrics hook was given (faceanim train passes "
+                                "faceanim.evaluation.hooks.training_metrics)")
+        metrics = metrics_hook(cfg, loss_clip, device)
     return Trainer(cfg, animator, G, loss, optimizer, sampler, source, prompts, run_dir, device, dist, train_module,
-                   metrics=metrics)
+                   metrics=metrics, progress=progress)

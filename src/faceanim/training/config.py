@@ -128,6 +128,20 @@ class TrainConfig:
         if self.mode == "image" and not (self.images and self.latents):
             raise FaceanimError("image mode needs `images` (a folder) and `latents` (their inverted codes)")
 
+    def check_paths(self) -> None:
+        """Every file or folder the config names exists; a missing one is reported with its config key."""
+        def looks_like_path(v: Any) -> bool:  # CLIP cache names ("RN50") are not paths
+            return isinstance(v, str) and (os.sep in v or v.endswith((".pt", ".pth", ".pkl", ".safetensors")))
+
+        named = {"generator": self.generator, "images": self.images, "latents": self.latents,
+                 "evaluator": self.evaluator, "clip_cache": self.clip_cache,
+                 "prompts": self.prompts if isinstance(self.prompts, str) else None,
+                 "cond_clip": self.cond_clip if looks_like_path(self.cond_clip) else None,
+                 "loss_clip": self.loss_clip if looks_like_path(self.loss_clip) else None}
+        for key, value in named.items():
+            if value and not Path(value).exists():
+                raise FaceanimError(f"config key `{key}`: no such file or folder: {value}")
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
@@ -150,3 +164,16 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
                 raise FaceanimError(f"override {item!r}: {p} is not a group of options")
         target[leaf] = yaml.safe_load(value)
     return data
+
+
+def latent_recipe(generator: str, cond_clip: str, prompts: list[str], out_dir: str, steps: int, batch_size: int = 4,
+                  template: str = "The person is {}.", z_sampler: str = "gaussian", truncation_psi: float = 1.0,
+                  loss_clip: str | None = None, mapper_hidden: int = 512) -> dict:
+    """The TrainConfig fields of a motion model trained in sampled-latent mode (IV-A-1) on a bundle's networks:
+    the paper's settings (batch 4, T = 4 training frames, frozen text encoder), no LPIPS (no source image).
+    Recipe changes go on top as dotted overrides (:func:`apply_overrides`)."""
+    return {"generator": generator, "cond_clip": cond_clip, "loss_clip": loss_clip or cond_clip, "mode": "latent",
+            "z_sampler": z_sampler, "truncation_psi": truncation_psi, "prompts": list(prompts),
+            "template": template, "batch_size": batch_size, "num_frames": 4, "steps": steps,
+            "train_text_encoder": False, "motion": {"mapper_hidden": mapper_hidden}, "loss": {"lpips": 0.0},
+            "out_dir": out_dir, "name": "motion", "checkpoint_every": 100, "sample_every": 250}

@@ -43,7 +43,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, animator: LanguageGuidedAnimator, generator: nn.Module,
                  loss: AnimationLoss, optimizer: torch.optim.Optimizer, sampler, source, prompts: list[str],
                  run_dir: Path, device: torch.device, dist: DistInfo | None = None,
-                 train_module: nn.Module | None = None, metrics=None):
+                 train_module: nn.Module | None = None, metrics=None, progress: bool = True):
         """``metrics``: a callable (frames ``[B, T, 3, H, W]``, latents, prompts) → named floats, run every
         ``metrics_every`` steps on fixed videos (``faceanim.evaluation.hooks.TrainingMetrics``)."""
         self.cfg, self.animator, self.G, self.loss = config, animator, generator, loss
@@ -51,6 +51,7 @@ class Trainer:
         self.run_dir, self.device, self.dist = Path(run_dir), device, dist or DistInfo()
         self.module = train_module or animator  # the DDP wrapper when distributed
         self.metrics = metrics
+        self.progress = progress
         self.step = 0
         self.writer = None
         self.history: list[dict[str, float]] = []
@@ -78,7 +79,7 @@ class Trainer:
         batch = self._batch(step)
         T = self.cfg.num_frames
         out = self.module(batch["prompts"], T, image=batch.get("image"), w_inv=batch.get("w_inv"),
-                          w_source=batch.get("w_source"), generator=self._step_generator(step))
+                          w_source=batch.get("w_source"), rng=self._step_generator(step))
         out = self._anchored(out)
         needed = self.loss.pixel_frames(T)
         frames = {}
@@ -95,7 +96,7 @@ class Trainer:
                 with torch.no_grad():
                     source = self.render(out.w_s.detach())
         views = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank + 7_919)
-        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, generator=views)
+        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, rng=views)
 
     def _anchored(self, out):
         """With ``anchor_first_frame``, w⁽ⁱ⁾ − w⁽¹⁾ + w_s: the motion must come from frames 2…T, not from a jump at
@@ -138,7 +139,7 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=steps, initial=self.step, desc="train", dynamic_ncols=True,
-                       disable=os.environ.get("FACEANIM_NO_PROGRESS") == "1")
+                       disable=not self.progress)
             self._open_writer()
         self.animator.train()
         while self.step < steps:
@@ -214,7 +215,7 @@ class Trainer:
         prompts = [self.prompts[i % len(self.prompts)] for i in range(n)]
         batch = self._fixed_sample_batch(n, distinct_sources)
         out = self.animator(prompts, self.cfg.sample_frames, image=batch.get("image"), w_inv=batch.get("w_inv"),
-                            w_source=batch.get("w_source"), decay=True, generator=torch.Generator().manual_seed(0))
+                            w_source=batch.get("w_source"), decay=True, rng=torch.Generator().manual_seed(0))
         out = self._anchored(out)
         B, T = out.ws.shape[:2]
         frames = self.render(out.ws.reshape(B * T, *out.ws.shape[2:])).reshape(B, T, 3, *self._res())

@@ -13,28 +13,43 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return x.movedim(-3, -1).cpu()
 
 
-def make_grid(frames: torch.Tensor, pad: int = 2) -> torch.Tensor:
-    """``[rows, cols, 3, H, W]`` → one image ``[3, rows·(H+pad), cols·(W+pad)]`` in [-1, 1]."""
-    rows, cols, c, h, w = frames.shape
-    grid = frames.new_full((c, rows * (h + pad) + pad, cols * (w + pad) + pad), 1.0)
-    for r in range(rows):
-        for k in range(cols):
-            y, x = pad + r * (h + pad), pad + k * (w + pad)
-            grid[:, y:y + h, x:x + w] = frames[r, k]
-    return grid
-
-
 def save_grid(frames: torch.Tensor, path: str | os.PathLike) -> torch.Tensor:
-    """Write a frame grid PNG atomically; returns the grid as uint8 ``[3, H, W]`` (for TensorBoard)."""
+    """Write a frame grid ``[rows, cols, 3, H, W]`` in [-1, 1] as a PNG atomically (white 2-px gaps, torchvision's
+    ``make_grid``); returns the grid as uint8 ``[3, H, W]`` (for TensorBoard)."""
     from PIL import Image
+    from torchvision.utils import make_grid
 
     from faceanim.utils.io import atomic_path
 
-    grid = make_grid(frames.detach().cpu().float())
+    rows, cols = frames.shape[:2]
+    grid = make_grid(frames.detach().cpu().float().reshape(rows * cols, *frames.shape[2:]), nrow=cols, padding=2,
+                     pad_value=1.0)
     arr = to_uint8(grid)
     with atomic_path(path) as tmp:
         Image.fromarray(arr.numpy()).save(tmp, format="PNG")
     return arr.permute(2, 0, 1)
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float | torch.Tensor, radius: int | None = None) -> torch.Tensor:
+    """Gaussian blur with one σ (px) per image: ``[B, C, H, W]``, σ a float or ``[B]`` → ``[B, C, H, W]``.
+
+    The kernel is ``exp(-x² / 2σ²)`` on the integers ``-radius … radius`` (default ``⌈3·max σ⌉``, at least 1),
+    normalized to sum 1, applied as one 2-D convolution with reflected borders — torchvision's
+    ``gaussian_blur(img, kernel_size=2·radius+1, sigma=σ)`` for every image at once, in pure torch. σ = 0 leaves
+    an image unchanged (σ is clamped to 1e-3, whose kernel is a unit impulse)."""
+    import math
+
+    import torch.nn.functional as F
+
+    b, c, h, w = images.shape
+    sigma = torch.as_tensor(sigma, dtype=images.dtype).expand(b)
+    r = max(1, math.ceil(3 * float(sigma.max()))) if radius is None else int(radius)
+    x = torch.linspace(-r, r, 2 * r + 1, dtype=images.dtype, device=images.device)
+    pdf = torch.exp(-0.5 * (x / sigma.to(images.device).clamp_min(1e-3)[:, None]).pow(2))
+    k1 = pdf / pdf.sum(1, keepdim=True)                         # [B, 2r+1]
+    k2 = (k1[:, :, None] * k1[:, None, :]).repeat_interleave(c, 0)  # [B·C, 2r+1, 2r+1]
+    y = F.pad(images.reshape(1, b * c, h, w), (r, r, r, r), mode="reflect")
+    return F.conv2d(y, k2[:, None], groups=b * c).reshape(b, c, h, w)
 
 
 MAX_IMAGE_PIXELS = 64_000_000  # refuse larger inputs (decompression bombs); 8k × 8k

@@ -13,6 +13,7 @@ from typing import Any, Iterator, TypeVar
 import torch
 
 from faceanim.errors import CheckpointError, FaceanimError
+from faceanim.utils.interrupts import critical
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -39,9 +40,10 @@ def atomic_path(dst: str | os.PathLike, suffix: str | None = None) -> Iterator[P
         raise FaceanimError(f"output folder does not exist: {parent}")
     if not os.access(parent, os.W_OK):
         raise FaceanimError(f"output folder is not writable: {parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix or dst.suffix or ".tmp", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    with critical():  # a signal between creating the file and the try below would leave it behind
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix or dst.suffix or ".tmp", dir=parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
     try:
         yield tmp_path
         _usual_mode(tmp_path)
@@ -63,17 +65,19 @@ def atomic_dir(dst: str | os.PathLike) -> Iterator[Path]:
         raise FaceanimError(f"output folder does not exist: {parent}")
     if dst.exists() and not dst.is_dir():
         raise FaceanimError(f"output exists and is not a folder: {dst}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=parent))
+    with critical():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=parent))
     try:
         yield tmp
         _usual_mode(tmp)
-        if dst.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=parent))
-            os.replace(dst, old / "x")
-            os.replace(tmp, dst)
-            _rmtree(old)
-        else:
-            os.replace(tmp, dst)
+        with critical():  # the swap is all or nothing
+            if dst.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old.", dir=parent))
+                os.replace(dst, old / "x")
+                os.replace(tmp, dst)
+                _rmtree(old)
+            else:
+                os.replace(tmp, dst)
     finally:
         if tmp.exists():
             _rmtree(tmp)

@@ -59,8 +59,3 @@ class GeneratorConfig:
     def num_layers(self) -> int:
         """Number of modulated 3×3 convolutions (= number of noise inputs)."""
         return 2 * len(self.block_resolutions) - 1
-
-    @classmethod
-    def ffhq_config_f(cls, resolution: int = 1024) -> "GeneratorConfig":
-        """StyleGAN2 config-f (rosinality `channel_multiplier=2`; NVlabs channel_base 32768)."""
-        return cls(img_resolution=resolution, channel_base=32768, channel_max=512)

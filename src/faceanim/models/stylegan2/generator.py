@@ -64,14 +64,14 @@ class Generator(nn.Module):
     # -- forward -------------------------------------------------------------------------------------------------
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const",
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                rng: torch.Generator | None = None) -> torch.Tensor:
         """z ``[B, z_dim]`` → images ``[B, 3, R, R]``."""
         w = self.mapping(z, c)
         ws = self.truncate(self.to_wplus(w), truncation_psi, truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode, generator=generator)
+        return self.synthesis(ws, noise_mode=noise_mode, rng=rng)
 
     def synthesize(self, w: torch.Tensor, noise_mode: str = "const", batch_size: int | None = None,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   rng: torch.Generator | None = None) -> torch.Tensor:
         """W ``[B, w_dim]`` or W+ ``[B, num_ws, w_dim]`` (or ``[B, T, num_ws, w_dim]`` frames) → images.
 
         Many frames go through in chunks of ``batch_size`` (all at once when None).
@@ -81,7 +81,7 @@ class Generator(nn.Module):
             w = w.reshape(-1, *w.shape[-2:])
         ws = self.to_wplus(w)
         step = batch_size or ws.shape[0]
-        imgs = torch.cat([self.synthesis(ws[i:i + step], noise_mode=noise_mode, generator=generator)
+        imgs = torch.cat([self.synthesis(ws[i:i + step], noise_mode=noise_mode, rng=rng)
                           for i in range(0, ws.shape[0], step)])
         return imgs.reshape(*lead, *imgs.shape[1:]) if lead is not None else imgs
 

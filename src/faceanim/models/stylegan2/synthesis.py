@@ -38,7 +38,7 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("taps", taps if taps is not None else torch.tensor([1., 3., 3., 1.]) / 8, persistent=False)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                rng: torch.Generator | None = None) -> torch.Tensor:
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, up=self.up, blur_taps=self.taps)
         # Epilogue in one pass: demodulate, add noise and bias, leaky ReLU. The activation gain √2 is folded
@@ -50,8 +50,8 @@ class SynthesisLayer(nn.Module):
             if noise_mode == "const":
                 noise = self.noise_const[None, None]
             else:
-                noise = torch.randn((x.shape[0], 1, self.resolution, self.resolution), generator=generator,
-                                    device=x.device if generator is None else generator.device).to(x.device)
+                noise = torch.randn((x.shape[0], 1, self.resolution, self.resolution), generator=rng,
+                                    device=x.device if rng is None else rng.device).to(x.device)
             noise = (noise * (self.noise_strength * LRELU_GAIN)).to(x.dtype)  # [1 or B, 1, H, W]
         if noise is None:
             x = torch.addcmul(bias, x, dcoefs.to(x.dtype)[:, :, None, None])
@@ -98,7 +98,7 @@ class SynthesisBlock(nn.Module):
         self.num_conv = 1 if in_channels == 0 else 2
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str = "const",
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                rng: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """ws: ``[B, num_conv + 1, w_dim]``; returns features and the running RGB image."""
         w_iter = iter(ws.unbind(dim=1))
         if self.in_channels == 0:
@@ -106,8 +106,8 @@ class SynthesisBlock(nn.Module):
             if x.device.type == "cpu":  # oneDNN's convolutions and depthwise FIR filters are fastest in NHWC
                 x = x.contiguous(memory_format=torch.channels_last)
         else:
-            x = self.conv0(x, next(w_iter), noise_mode, generator)
-        x = self.conv1(x, next(w_iter), noise_mode, generator)
+            x = self.conv0(x, next(w_iter), noise_mode, rng)
+        x = self.conv1(x, next(w_iter), noise_mode, rng)
         y = self.torgb(x, next(w_iter))
         img = y if img is None else upsample2d(img, self.taps) + y
         return x, img
@@ -130,13 +130,13 @@ class SynthesisNetwork(nn.Module):
         self.num_ws = 2 * len(self.block_resolutions)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const",
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                rng: torch.Generator | None = None) -> torch.Tensor:
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         x = img = None
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
-            x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + 1), noise_mode, generator)
+            x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + 1), noise_mode, rng)
             w_idx += block.num_conv
         return img

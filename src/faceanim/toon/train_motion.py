@@ -1,0 +1,53 @@
+"""``faceanim toon train-motion``: the paper's motion model trained in sampled-latent mode (IV-A-1) on a ToonFace
+generator, through the core trainer (``faceanim.training``) with the ToonFace recipe (``recipes.motion_train_data``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceanim.errors import FaceanimError
+
+
+@dataclass
+class MotionRunConfig:
+    out: str = "runs/toonface/motion"           # parent of the numbered run folder
+    generator: str | None = None                # generator folder (default: the toonface bundle's)
+    clip: str | None = None                     # conditioning CLIP E_t, E_v (default: the toonface bundle's)
+    loss_clip: str | None = None                # frozen CLIP of the contrastive loss (default: ``clip``)
+    steps: int = 2000                           # optimisation steps
+    batch_size: int = 4
+    prompt_keys: list[str] | None = None        # expression keys to train on (default: all)
+    device: str = "auto"
+    overrides: list[str] = field(default_factory=list)  # further TrainConfig overrides, KEY=VALUE
+
+    def __post_init__(self) -> None:
+        from faceanim.toon.captions import EXPRESSION_PROMPTS
+
+        unknown = [k for k in self.prompt_keys or () if k not in EXPRESSION_PROMPTS]
+        if unknown:
+            raise FaceanimError(f"unknown prompt key(s) {unknown}; known: {', '.join(EXPRESSION_PROMPTS)}")
+
+
+def motion_train_config(run: MotionRunConfig):
+    """The core ``TrainConfig`` of a run: the ToonFace recipe, the defaults resolved, the overrides applied."""
+    from faceanim.bundles import Bundle
+    from faceanim.toon.recipes import motion_prompts, motion_train_data
+    from faceanim.training.config import TrainConfig, apply_overrides
+
+    generator = run.generator or str(Bundle.open("toonface").path("generator"))
+    clip = run.clip or str(Bundle.open("toonface").path("cond_clip"))
+    data = motion_train_data(generator, clip, motion_prompts(run.prompt_keys), run.out, run.steps, run.batch_size,
+                             loss_clip=run.loss_clip)
+    data["device"] = run.device
+    return TrainConfig.from_dict(apply_overrides(data, run.overrides))
+
+
+def train_motion(run: MotionRunConfig, log=print) -> Path:
+    """Train the motion model; returns the run folder (the model is in its ``motion_model/``)."""
+    from faceanim.training import build
+
+    trainer = build.build_trainer(motion_train_config(run))
+    log(f"run folder: {trainer.run_dir}")
+    trainer.train()
+    return Path(trainer.run_dir)
