@@ -326,6 +326,15 @@ def _add_photo() -> None:
 _add_photo()
 
 
+def _add_study() -> None:
+    from faceanim.cli.study import study
+
+    cli.add_command(study)
+
+
+_add_study()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and return a non-zero code (no traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
