@@ -27,11 +27,13 @@ def create(source, methods, raters, per_rater, attention_rate, min_check_pass, a
     """Create a study: pairs (same face and prompt, one video of each method), each rater's pairs in random order
     with sides at random, attention checks, one token per rater; everything in one SQLite file."""
     from faceanim.study import StudyConfig, create_study, plan_study, read_evaluate_run
+    from faceanim.study.store import check_study_path
 
     cfg = StudyConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), raters=raters,
                       per_rater=per_rater, attention_rate=attention_rate, min_check_pass=min_check_pass,
                       allow_tie=allow_tie, seed=seed)
     cfg.validate()
+    check_study_path(out, force)
     run = read_evaluate_run(source, cfg.methods)
     plan = plan_study(run, cfg)
     store = create_study(out, run, cfg, plan, force=force)

@@ -66,9 +66,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def create_study(path: str | os.PathLike, run: EvaluateRun, cfg: StudyConfig, plan: list[list[Item]],
-                 force: bool = False) -> "StudyStore":
-    """Write a new study file (atomically: a failure leaves nothing behind). Returns the opened store."""
+def check_study_path(path: str | os.PathLike, force: bool = False) -> Path:
+    """``path`` can receive a new study file (checked before any work)."""
     dst = Path(path)
     if dst.exists() and not force:
         raise FaceanimError(f"{dst} already exists (use --force to replace it)")
@@ -76,6 +75,13 @@ def create_study(path: str | os.PathLike, run: EvaluateRun, cfg: StudyConfig, pl
         raise FaceanimError(f"{dst} exists and is not a file")
     if not dst.resolve().parent.is_dir():
         raise FaceanimError(f"-o: folder does not exist: {dst.parent}")
+    return dst
+
+
+def create_study(path: str | os.PathLike, run: EvaluateRun, cfg: StudyConfig, plan: list[list[Item]],
+                 force: bool = False) -> "StudyStore":
+    """Write a new study file (atomically: a failure leaves nothing behind). Returns the opened store."""
+    dst = check_study_path(path, force)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         with closing(sqlite3.connect(tmp, isolation_level=None)) as con:
