@@ -2,8 +2,8 @@
 
 One file, WAL journal, ``PRAGMA user_version`` = :data:`SCHEMA_VERSION`. Every answer is one ``INSERT`` in its own
 ``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``: once the server has replied, the answer is on disk and
-survives a killed server. ``answers.item_id`` is the primary key, so a second submit of the same item is ignored
-(the first answer counts). Every call opens its own connection, so the store can be used from any thread.
+survives a killed server (or a power cut). ``answers.item_id`` is the primary key, so a second submit of the same item is ignored
+(the first answer counts). Each thread keeps its own connection, so the store can be used from any thread.
 
 Tables: ``meta`` (key → JSON: the config, questions, source run, admin token), ``videos`` (paths relative to the
 source run), ``pairs`` (same face and prompt, video of method A and of method B), ``raters`` (label, token),
@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -135,10 +136,11 @@ class StudyStore:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._local = threading.local()  # one connection per thread, kept open (closing one checkpoints the WAL)
         if not self.path.is_file():
             raise FaceanimError(f"study file not found: {path}")
         try:
-            with self._connect() as con:
+            with closing(sqlite3.connect(self.path)) as con:
                 app, version = (con.execute("PRAGMA application_id").fetchone()[0],
                                 con.execute("PRAGMA user_version").fetchone()[0])
                 if app != APPLICATION_ID:
@@ -157,15 +159,16 @@ class StudyStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        try:
+        """This thread's connection (autocommit: every read sees the latest committed answers)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA foreign_keys = ON")
-            con.execute("PRAGMA synchronous = FULL")
+            con.execute("PRAGMA synchronous = FULL")  # on disk before the reply, even through a power cut
             con.execute("PRAGMA busy_timeout = 30000")
-            yield con
-        finally:
-            con.close()
+            self._local.con = con
+        yield con
 
     def _rater(self, con: sqlite3.Connection, token: str) -> sqlite3.Row:
         row = con.execute("SELECT id, label FROM raters WHERE token = ?", (str(token),)).fetchone()

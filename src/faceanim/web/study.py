@@ -14,8 +14,6 @@ Routes (TOKEN: a rater's token; ADMIN: the study's admin token; 404 for anything
   ``GET /admin/ADMIN/answers.csv``: every answer with the methods behind the sides.
 """
 
-from __future__ import annotations
-
 import csv
 import io
 import socket
