@@ -80,7 +80,7 @@ class Server:
             raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()}")
         self.base = line.split()[-1]
         deadline = time.monotonic() + timeout
-        import httpx
+        import httpx2 as httpx
 
         while True:  # the socket listens before uvicorn accepts: wait for the first answer
             try:

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("statsmodels")
-httpx = pytest.importorskip("httpx")
+httpx = pytest.importorskip("httpx2")  # what starlette's TestClient uses
 
 from faceanim.study import StudyConfig  # noqa: E402
 from faceanim.study.report import build_report  # noqa: E402
