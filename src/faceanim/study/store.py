@@ -63,6 +63,13 @@ class InvalidAnswer(FaceanimError):
     """An answer that misses a question or gives a value the study does not offer."""
 
 
+def _item_id(item_id: int) -> int:
+    """An item id as SQLite can hold it (anything else names no item)."""
+    if type(item_id) is not int or not 0 <= item_id < 2 ** 63:
+        raise NotFound("no such item")
+    return item_id
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -206,11 +213,11 @@ class StudyStore:
             try:
                 rater = self._rater(con, token)
                 if con.execute("SELECT 1 FROM items WHERE id = ? AND rater_id = ?",
-                               (int(item_id), rater["id"])).fetchone() is None:
+                               (_item_id(item_id), rater["id"])).fetchone() is None:
                     raise NotFound("no such item for this token")
                 cur = con.execute("INSERT INTO answers (item_id, frame, video, alignment, answered_at) "
                                   "VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id) DO NOTHING",
-                                  (int(item_id), answer["frame"], answer["video"], answer["alignment"], _now()))
+                                  (item_id, answer["frame"], answer["video"], answer["alignment"], _now()))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -225,7 +232,7 @@ class StudyStore:
         with self._connect() as con:
             rater = self._rater(con, token)
             row = con.execute(f"SELECT v.path FROM items i JOIN videos v ON v.id = i.{column} "
-                              "WHERE i.id = ? AND i.rater_id = ?", (int(item_id), rater["id"])).fetchone()
+                              "WHERE i.id = ? AND i.rater_id = ?", (_item_id(item_id), rater["id"])).fetchone()
         if row is None:
             raise NotFound("no such item for this token")
         return self.source / row["path"]
