@@ -120,6 +120,8 @@ def test_a_token_sees_and_answers_only_its_own_pairs(tmp_path):
             ("GET", f"/media/{ta}/{theirs}/right", {}),
             ("GET", f"/media/{ta}/{mine}/../{theirs}/left", {}),
             ("GET", f"/media/{ta}/{mine}/top", {}),
+            ("GET", f"/media/{ta}/{2 ** 70}/left", {}),
+            ("POST", f"/api/r/{ta}/answer", {"json": {"item": 2 ** 70, **answer}}),
             ("POST", f"/api/r/{ta}/answer", {"json": {"item": theirs, **answer}}),
             ("GET", "/api/r/nobody/state", {}),
             ("GET", "/r/nobody", {}),
