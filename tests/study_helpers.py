@@ -89,7 +89,7 @@ class Server:
             except httpx.TransportError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     self.stop()
-                    raise RuntimeError("server did not answer")
+                    raise RuntimeError("server did not answer") from None
                 time.sleep(0.05)
 
     def kill(self) -> None:

@@ -7,7 +7,6 @@ import json
 import math
 import sqlite3
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -313,5 +312,5 @@ def test_create_from_a_real_evaluate_run(tmp_path, capsys):
     store = StudyStore(db)
     assert store.counts()["pairs"] == 4 and store.missing_videos() == []
     sides = item_sides(store)
-    assert {(k, tuple(sorted((l, r)))) for k, l, r, _ in sides.values() if k == "pair"} == \
+    assert {(k, tuple(sorted((left, right)))) for k, left, right, _ in sides.values() if k == "pair"} == \
         {("pair", ("ours", "styleclip"))}

@@ -51,7 +51,7 @@ def _simulate(tmp_path, seed: int, rates: dict[str, float]) -> tuple[dict, Count
     rng = random.Random(1000 + seed)
     sent = Counter()
     with _client(store) as client:
-        for label, token in store.rater_tokens():
+        for _, token in store.rater_tokens():
             state = client.get(f"/api/r/{token}/state").json()
             while state["item"] is not None:
                 kind, left, right, expected = sides[state["item"]["id"]]
@@ -185,8 +185,8 @@ def test_twenty_concurrent_raters_lose_nothing_and_duplicate_nothing(tmp_path):
                     body = {"item": item, **answer}
                     replies = [c.post(f"/api/r/{token}/answer", json=body)]
                     if rng.random() < 0.3:  # a double submit, e.g. a double click
-                        replies.append(c.post(f"/api/r/{token}/answer",
-                                              json={**body, "frame": "left" if answer["frame"] == "right" else "right"}))
+                        other = "left" if answer["frame"] == "right" else "right"
+                        replies.append(c.post(f"/api/r/{token}/answer", json={**body, "frame": other}))
                     if any(r.status_code != 200 for r in replies):
                         errors.append(f"{token}: {[r.status_code for r in replies]}")
                         return

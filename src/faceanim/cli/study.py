@@ -51,7 +51,7 @@ def create(source, methods, raters, per_rater, attention_rate, min_check_pass, a
 @study.command("serve")
 @click.argument("db", type=click.Path(dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0: every interface — the raters' links then work from other machines).")
+              help="Address to listen on (0.0.0.0: every interface, for raters on other machines).")
 @click.option("--port", default=7862, show_default=True, type=int, help="Port (0: any free port).")
 def serve(db, host, port) -> None:
     """Serve the rater pages and the admin page of the study DB; prints the admin link and every rater link."""

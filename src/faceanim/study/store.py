@@ -1,9 +1,10 @@
 """The study's SQLite file: the design, the rater tokens and the answers (nothing personal).
 
 One file, WAL journal, ``PRAGMA user_version`` = :data:`SCHEMA_VERSION`. Every answer is one ``INSERT`` in its own
-``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``: once the server has replied, the answer is on disk and
-survives a killed server (or a power cut). ``answers.item_id`` is the primary key, so a second submit of the same item is ignored
-(the first answer counts). Each thread keeps its own connection, so the store can be used from any thread.
+``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``: once the server has replied, the answer is on disk
+and survives a killed server (or a power cut). ``answers.item_id`` is the primary key, so a second submit of the
+same item is ignored (the first answer counts). Each thread keeps its own connection, so the store can be used from
+any thread.
 
 Tables: ``meta`` (key → JSON: the config, questions, source run, admin token), ``videos`` (paths relative to the
 source run), ``pairs`` (same face and prompt, video of method A and of method B), ``raters`` (label, token),

@@ -127,7 +127,7 @@ def answers_csv(store: StudyStore) -> str:
     for row in store.answers():
         for q in QUESTIONS:
             side = row[q]
-            row[f"{q}_method"] = row["left_method"] if side == "left" else row["right_method"] if side == "right" else ""
+            row[f"{q}_method"] = {"left": row["left_method"], "right": row["right_method"]}.get(side, "")
         row["check_passed"] = "" if row["expected"] is None else int(row["alignment"] == row["expected"])
         writer.writerow({k: row.get(k) for k in CSV_COLUMNS})
     return out.getvalue()
