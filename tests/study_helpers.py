@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,13 +72,14 @@ class Server:
 
     def __init__(self, db: Path, timeout: float = 60):
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+        self.log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would block the server
         self.proc = subprocess.Popen([sys.executable, "-m", "faceanim", "study", "serve", str(db), "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
                                      start_new_session=True)
-        line = self.proc.stdout.readline()
+        line = self.proc.stdout.readline()  # then nothing more is printed on stdout
         if not line.startswith("serving on "):
             self.stop()
-            raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()}")
+            raise RuntimeError(f"server did not start: {line!r} {self.errors()}")
         self.base = line.split()[-1]
         deadline = time.monotonic() + timeout
         import httpx2 as httpx
@@ -92,6 +94,10 @@ class Server:
                     raise RuntimeError("server did not answer") from None
                 time.sleep(0.05)
 
+    def errors(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs."""
         self.proc.send_signal(signal.SIGKILL)
@@ -105,8 +111,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
+        self.proc.stdout.close()
 
     def __enter__(self) -> "Server":
         return self

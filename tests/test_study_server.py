@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -171,7 +172,7 @@ def test_twenty_concurrent_raters_lose_nothing_and_duplicate_nothing(tmp_path):
     sent: dict[int, tuple[str, str, str]] = {}
     errors: list[str] = []
     lock = threading.Lock()
-    start = threading.Barrier(len(tokens))
+    start = threading.Barrier(len(tokens), timeout=60)
 
     def rater(i: int, token: str, base: str) -> None:
         rng = random.Random(i)
@@ -204,7 +205,8 @@ def test_twenty_concurrent_raters_lose_nothing_and_duplicate_nothing(tmp_path):
             t.start()
         for t in threads:
             t.join(120)
-    assert not errors, errors[:3]
+        server_log = server.errors()
+    assert not errors, (errors[:3], server_log[-2000:])
     stored = _answers_in_file(store.path)
     assert len(sent) == 20 * 9 == store.counts()["items"]
     assert stored == sent  # every answer, the first of each double submit, nothing else
@@ -238,11 +240,13 @@ def test_sigkill_loses_no_committed_answer_and_the_study_resumes(tmp_path):
         threads = [threading.Thread(target=rater, args=(t, server.base)) for t in tokens]
         for t in threads:
             t.start()
+        deadline = time.monotonic() + 120
         while True:  # kill while the raters are mid-study
             with lock:
                 if len(acknowledged) >= 15:
                     break
-            threading.Event().wait(0.01)
+            assert time.monotonic() < deadline and any(t.is_alive() for t in threads), server.errors()
+            time.sleep(0.01)
         server.kill()
         stop.set()
         for t in threads:
