@@ -35,11 +35,13 @@ def _split(text: str | None) -> tuple[str, ...]:
 @click.option("--seed", "-s", default=0, show_default=True, type=click.IntRange(0), help="First face seed.")
 @click.option("--grid-faces", default=4, show_default=True, type=int, help="Faces per prompt grid video (0: none).")
 @click.option("--grid-format", default="mp4", show_default=True, type=click.Choice(["mp4", "gif", "png"]))
+@click.option("--save-videos", is_flag=True,
+              help="Also write every video as OUT/videos/METHOD/PROMPT/faceNNN.mp4 (what `faceanim study` reads).")
 @click.option("--bootstrap", default=2000, show_default=True, type=int, help="Bootstrap resamplings for the CIs.")
 @device_option
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 256), help="Frames per generator call.")
 def evaluate(bundle, methods, prompts, faces, frames, out, evaluator, domain, real, real_dir, inception, identity,
-             steps, seed, grid_faces, grid_format, bootstrap, device, batch_size) -> None:
+             steps, seed, grid_faces, grid_format, save_videos, bootstrap, device, batch_size) -> None:
     """Evaluate methods × prompts × faces: FID, ACD, CLIP alignment, identity, smoothness, ToonFace ground truth.
 
     Writes OUT/results.md (tables: means with 95% bootstrap confidence intervals, per prompt), OUT/results.json
@@ -50,7 +52,7 @@ def evaluate(bundle, methods, prompts, faces, frames, out, evaluator, domain, re
     cfg = EvalConfig(bundle=bundle, methods=_split(methods), prompts=tuple(prompts), faces=faces, frames=frames,
                      out=out, evaluator=evaluator, domain=domain, real=real, real_dir=real_dir, inception=inception,
                      identity=identity, steps=steps, seed=seed, grid_faces=grid_faces, grid_format=grid_format,
-                     bootstrap=bootstrap, device=device, batch_size=batch_size)
+                     save_videos=save_videos, bootstrap=bootstrap, device=device, batch_size=batch_size)
     cfg.validate()  # bad options fail before any model loads
 
     from faceanim.evaluation.run import evaluate as run_evaluation

@@ -35,10 +35,11 @@ def _register() -> None:
     from faceanim.cli.convert import convert
     from faceanim.cli.evaluate import evaluate, results
     from faceanim.cli.photo import align, invert
+    from faceanim.cli.study import study
     from faceanim.cli.toon import toon
     from faceanim.cli.train import train
 
-    for command in (animate, convert, train, bundle, info, align, invert, evaluate, results, toon):
+    for command in (animate, convert, train, bundle, info, align, invert, evaluate, results, toon, study):
         cli.add_command(command)
 
 

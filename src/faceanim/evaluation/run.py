@@ -64,6 +64,7 @@ class EvalConfig:
     seed: int = 0                              # first face seed; also seeds the motion noise
     grid_faces: int = 4                        # faces shown in each prompt's video grid (0: no grids)
     grid_format: str = "mp4"                   # mp4 | gif | png
+    save_videos: bool = False                  # also write every video (videos/METHOD/PROMPT/faceNNN.mp4)
     bootstrap: int = 2000                      # bootstrap resamplings for the confidence intervals
     confidence: float = 0.95                   # confidence level of the intervals
     device: str = "cpu"                        # torch device
@@ -158,6 +159,16 @@ def _stack_faces(videos: list[torch.Tensor], gap: int = 2) -> torch.Tensor:
             parts.append(torch.ones(v.shape[0], 3, gap, v.shape[-1]))
         parts.append(v)
     return torch.cat(parts, dim=2)
+
+
+def _write_video(frames: torch.Tensor, out: Path, method: str, j: int, prompt: str, face: int, fps: int) -> str:
+    """One video as ``videos/METHOD/JJ-PROMPT/faceNNN.mp4`` under ``out``; returns that relative path (POSIX)."""
+    from faceanim.outputs import write_animation
+
+    rel = Path("videos") / method / f"{j:02d}-{_slug(prompt)}" / f"face{face:03d}.mp4"
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    write_animation(frames.detach().cpu(), out / rel, fps=fps)
+    return rel.as_posix()
 
 
 def _summarize(records: list[dict], names: list[str], cfg: EvalConfig) -> dict[str, dict]:
@@ -340,6 +351,9 @@ def run_videos(cfg: EvalConfig, models: Models, methods: dict[str, Any], prompts
                             rec.update(m.fn(video, ctx))
                     if ctx.fid_features is not None:
                         fid_features_of(video, ctx)
+                    if cfg.save_videos:
+                        rec["video"] = _write_video(video.frames, Path(cfg.out), mname, j, prompt.text, i,
+                                                    getattr(models.info, "fps", 10) or 10)
                     if i < cfg.grid_faces:
                         out.grid.setdefault((j, mname), []).append(_grid_tile(video.frames))
                     video.frames = None  # the set metrics read cached features; free the pixels
