@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 
 from faceanim.encoders import CLIPConfig, CLIPEncoder
 from faceanim.errors import CheckpointError, FaceanimError
-from faceanim.prompts import TEMPLATES, apply_template
+from faceanim.data.prompts import TEMPLATES, apply_template
 
 CONTEXT = 16
 # OpenAI's layout: text heads = width // 64, ModifiedResNet heads = width * 32 // 64, ViT heads = width // 64.

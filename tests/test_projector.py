@@ -183,3 +183,19 @@ def test_pipeline_inverts_photos_lazily(bundle, tmp_path):
     finally:
         del info["components"]["encoder"]
         (bundle / "bundle.json").write_text(json.dumps(info))
+
+
+def test_a_long_projection_is_announced_with_its_estimate(G, monkeypatch):
+    """After its first step the projector says how long the rest will take, when that is long (here: always)."""
+    import faceanim.inversion.projector as projector
+
+    monkeypatch.setattr(projector, "LONG_PROJECTION_S", 0.0)
+    told: list[str] = []
+    projector.project(G, torch.zeros(1, 3, 16, 16), projector.ProjectorConfig(steps=3), progress=False,
+                      notice=told.append)
+    assert len(told) == 1 and "projecting 3 steps" in told[0] and "e4e" in told[0]
+    monkeypatch.setattr(projector, "LONG_PROJECTION_S", 1e9)
+    told.clear()
+    projector.project(G, torch.zeros(1, 3, 16, 16), projector.ProjectorConfig(steps=3), progress=False,
+                      notice=told.append)
+    assert told == []

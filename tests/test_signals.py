@@ -92,3 +92,14 @@ def test_signal_aborts_cleanly(bundle, tmp_path, sig, phase):
     assert code == 128 + sig, text[-400:]
     assert f"aborted ({signal.Signals(sig).name})" in text and "Traceback" not in text
     assert list(out_dir.iterdir()) == [], "a partial or temporary output was left behind"
+
+
+def test_something_is_said_within_a_second(bundle, tmp_path):
+    """On a terminal, `animate` names what it loads within 1 s of starting (torch alone takes seconds to import)."""
+    t0 = time.monotonic()
+    proc, master, text = _run_until(["animate", "-b", bundle, "-p", "smiling", "-n", "2", "-o",
+                                     str(tmp_path / "x.gif")], lambda text: "loading tiny" in text)
+    first = time.monotonic() - t0
+    code, text = _finish(proc, master, text)
+    assert code == 0 and "wrote" in text
+    assert first <= 1.0, f"first output after {first:.2f} s"

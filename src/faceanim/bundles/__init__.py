@@ -22,6 +22,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from faceanim.data.prompts import DEFAULT_TEMPLATE
 from faceanim.errors import CheckpointError, FaceanimError
 
 KIND = "faceanim-bundle"
@@ -38,7 +39,7 @@ def user_bundle_dir() -> Path:
 @dataclass
 class BundleInfo:
     name: str                              # bundle name
-    template: str = "The person is {}."    # prompt template for bare prompts
+    template: str = DEFAULT_TEMPLATE       # prompt template for bare prompts
     mode: str = "latent"                   # "latent" (seed / W+ code) or "image" (real photos)
     truncation_psi: float = 0.7            # truncation for faces sampled from a seed
     z_sampler: str = "gaussian"            # how a seed becomes z (faceanim.data.z_samplers)

@@ -55,6 +55,6 @@ def animate(image, prompts, frames, fps, out, bundle, seeds, latent, strength, p
     bundle_obj = job.check()  # every mistake that needs no model, before torch loads
     # "loading …" at once on a terminal (torch alone takes seconds to import); pipes get only the results
     log = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else (lambda line: None)
-    for result in job.run(bundle_obj, log=log):
+    for result in job.run(bundle_obj, log=log, notice=lambda line: click.echo(line, err=True)):
         for line in result.summary():
             click.echo(line)

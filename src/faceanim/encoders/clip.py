@@ -28,7 +28,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
 from faceanim.errors import CheckpointError, FaceanimError
-from faceanim.prompts import apply_template
+from faceanim.data.prompts import apply_template
 from faceanim.utils.init import no_weight_init
 from faceanim.utils.io import check_state_dict, load_weights, read_config, save_pretrained
 
@@ -275,7 +275,7 @@ class CLIPEncoder(nn.Module):
         return tokenizer(texts).to(self.device)
 
     def encode_text(self, prompts: list[str], template: str | None = None, normalize: bool = True) -> torch.Tensor:
-        """Embed prompts → ``[B, D]``, unit-norm if ``normalize``; ``template`` as in :func:`faceanim.prompts.apply_template`."""
+        """Embed prompts → ``[B, D]``, unit-norm if ``normalize``; ``template`` as in :func:`faceanim.data.prompts.apply_template`."""
         return self.model.encode_text(self.tokenize(prompts, template), normalize=normalize)
 
     def extra_repr(self) -> str:

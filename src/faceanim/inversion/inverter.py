@@ -67,6 +67,7 @@ class Inverter:
         self.encoder_source = encoder
         self.projector_config = projector_config or ProjectorConfig()
         self.clip, self.progress = clip, progress
+        self.notice: Callable[[str], None] | None = None  # told a long projection's expected time
         self._encoder: Callable | None = None
         self._perceptual = perceptual
         self._perceptual_ready = perceptual is not None
@@ -143,7 +144,8 @@ class Inverter:
             with torch.no_grad():
                 recon = G.synthesis(w_plus[None], noise_mode="const")
         else:
-            result = project(G, target, self.projector_config, perceptual=self.perceptual(), progress=self.progress)
+            result = project(G, target, self.projector_config, perceptual=self.perceptual(), progress=self.progress,
+                             notice=self.notice)
             w_plus, recon, losses = result.w_plus, result.image, result.losses
         self.last = InversionResult(w_plus=w_plus, target=target, reconstruction=recon, method=self.method,
                                     seconds=time.perf_counter() - t0, losses=losses)

@@ -199,6 +199,9 @@ def _learning_rate(config: ProjectorConfig, t: float) -> float:
     return projector_lr(t, config.lr, config.lr_rampup_length, config.lr_rampdown_length)
 
 
+LONG_PROJECTION_S = 60.0  # a projection expected to take longer than this is announced with its estimate
+
+
 # -- the projector ---------------------------------------------------------------------------------------------------
 def project(
     G: nn.Module,                                # faceanim.models.stylegan2.Generator (frozen; left unchanged)
@@ -206,8 +209,11 @@ def project(
     config: ProjectorConfig | None = None,
     perceptual: PerceptualDistance | None = None,  # (image, target) → scalar, e.g. default_perceptual(clip)
     progress: bool = True,                       # tqdm bar (auto-disabled when not on a terminal)
+    notice: Callable[[str], None] | None = None,  # told the expected time after the first step, if it is long
 ) -> ProjectionResult:
     """Fit a W (or W+) code of ``G`` to ``target``; see the module docstring for the procedure."""
+    import time
+
     from tqdm.auto import tqdm
 
     config = config or ProjectorConfig()
@@ -232,6 +238,7 @@ def project(
     # enable_grad: the projector also runs inside no_grad callers (the animation pipeline's __call__).
     with torch.enable_grad(), _noise_maps(layers, maps), tqdm(range(config.steps), desc="projecting", unit="step",
                                          disable=None if progress else True, leave=False) as bar:
+        t_start = time.perf_counter()
         for step in bar:
             t = step / config.steps
             lr = _learning_rate(config, t)
@@ -260,6 +267,13 @@ def project(
                 for noise in maps.values():
                     noise.sub_(noise.mean()).div_(noise.square().mean().sqrt().clamp_min(1e-8))
             history.append({"total": loss.item(), **terms, "lr": lr})
+            if step == 0 and notice is not None:
+                per_step = time.perf_counter() - t_start
+                expected = per_step * config.steps
+                if expected > LONG_PROJECTION_S:
+                    notice(f"projecting {config.steps} steps: about {expected / 60:.0f} min at {per_step:.1f} s per "
+                           "step on this machine (a bundle with an e4e encoder inverts in one pass; fewer "
+                           "--invert-steps trade fidelity for time)")
             if step % 10 == 0 or step == config.steps - 1:
                 bar.set_postfix(loss=f"{history[-1]['total']:.4f}")
 

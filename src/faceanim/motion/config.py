@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from faceanim.data.prompts import DEFAULT_TEMPLATE
 from faceanim.errors import FaceanimError
 
 MODES = ("image", "latent")
@@ -22,7 +23,7 @@ class MotionConfig:
     slope: float = 0.1                # negative slope of σ, the leaky ReLU of eq. 3–5
     mode: str = "image"               # "image": visual encoder on (real photos); "latent": w_s sampled, no E_v
     mapper_input: str = "code"        # "code": Δw⁽ⁱ⁾ = H_t(z⁽ⁱ⁾) (eq. 7); "offset": H_t(z⁽ⁱ⁾ − z⁽¹⁾) (official code)
-    template: str = "The person is {}."  # prompt template used with this model (paper IV-F-3)
+    template: str = DEFAULT_TEMPLATE     # prompt template used with this model (paper IV-F-3)
     inference_rates: str = "paper"    # "paper": r⁽ⁱ⁾ = 0.2·(T+1−i)/T; "matched": the same decaying shape scaled so
                                       # that Σr over the video equals training's (train_frames−1)·0.2
     train_frames: int = 0             # frames per training video (set by the trainer; needed by "matched")

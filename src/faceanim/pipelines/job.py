@@ -167,9 +167,10 @@ class AnimateJob:
 
     # -- the run ---------------------------------------------------------------------------------------------------
     def run(self, bundle: "Bundle | None" = None, log: Callable[[str], None] = print,
-            progress: bool | None = None) -> list[AnimateResult]:
+            progress: bool | None = None, notice: Callable[[str], None] | None = None) -> list[AnimateResult]:
         """Load the bundle once, then animate and write each output. ``log`` gets one line per stage as it starts;
-        ``progress`` shows a frames bar (None: when the terminal is interactive)."""
+        ``progress`` shows a frames bar (None: when the terminal is interactive); ``notice`` is told what the user
+        must know before a long wait (a projection's expected time; default: ``log``)."""
         bundle = bundle or self.check()
         log(f"loading {bundle.name}…")  # before torch: its import alone takes seconds
         import torch
@@ -196,6 +197,7 @@ class AnimateJob:
         pipe = AnimationPipeline.from_bundle(bundle, device=pick_device(self.device),
                                              projector_config=projector_config)
         pipe.inverter.progress = True
+        pipe.inverter.notice = notice or log
         t_load = time.perf_counter() - t0
         frames = self.frames or bundle.info.num_frames
         fps = self.fps or bundle.info.fps

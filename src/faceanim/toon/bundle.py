@@ -14,6 +14,7 @@ import torch
 
 from faceanim.bundles import BundleInfo
 from faceanim.errors import FaceanimError
+from faceanim.toon.recipes import TEMPLATE
 from faceanim.toon.seeds import BUNDLE_CHECK
 
 EXAMPLE_PROMPTS = ["laughing", "surprised", "going grey", "old", "tilting head to the left", "smiling"]
@@ -35,7 +36,7 @@ def toon_bundle_info(evaluator: bool) -> BundleInfo:
     components = {"generator": "generator", "motion": "motion", "loss_clip": "motion/clip"}
     if evaluator:
         components["evaluator"] = "evaluator"
-    return BundleInfo(name="toonface", template="The cartoon person is {}.", mode="latent", truncation_psi=1.0,
+    return BundleInfo(name="toonface", template=TEMPLATE, mode="latent", truncation_psi=1.0,
                       fps=10, num_frames=16, z_sampler="toonface", example_prompts=list(EXAMPLE_PROMPTS),
                       alignment="center-crop",  # renders are aligned crops already: no face detection
                       description="ToonFace: procedurally rendered cartoon faces; every network trained by "

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from faceanim.data.prompts import TEMPLATES
 from faceanim.toon.factors import EXPRESSION, ToonParams
 from faceanim.toon.latent import encode
 from faceanim.toon.renderer import render
 
 GEN_RESOLUTION = 128
-TEMPLATE = "The cartoon person is {}."
+TEMPLATE = TEMPLATES["cartoon"]
 
 
 def training_params(n: int, g: torch.Generator) -> ToonParams:

@@ -8,13 +8,14 @@ import torch.nn.functional as F
 from faceanim.toon.captions import EXPRESSION_PROMPTS, HELDOUT_PROMPTS, PROMPT_TARGETS
 from faceanim.toon.factors import ToonParams
 from faceanim.toon.latent import encode
+from faceanim.toon.recipes import TEMPLATE
 from faceanim.toon.renderer import render
 from faceanim.toon.seeds import ZERO_SHOT, ZERO_SHOT_SET_STRIDE
 
 ZERO_SHOT_FRAMES = {
     # Sentence frames for zero-shot classification; the first two are held-out caption templates (never trained on).
     "heldout_template": ("{}: a person drawn in toon style", "an illustration showing a person, {}"),
-    "motion_template": ("The cartoon person is {}.",),  # the motion model's prompt template (a training template)
+    "motion_template": (TEMPLATE,),  # the motion model's prompt template (a training template)
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faceanim.data.prompts import DEFAULT_TEMPLATE
 from faceanim.errors import FaceanimError
 
 
@@ -37,7 +38,7 @@ class TrainConfig:
     # data
     mode: str = "image"                       # "image" (images + inverted latents) or "latent" (sampled w_s)
     prompts: Any = "prompts.txt"              # prompt file, or a list of prompts
-    template: str = "The person is {}."       # prompt template (IV-F-3)
+    template: str = DEFAULT_TEMPLATE          # prompt template (IV-F-3)
     images: str | None = None                 # image mode: folder of aligned faces
     latents: str | None = None                # image mode: their inverted W+ codes
     truncation_psi: float = 0.7               # latent mode: truncation of sampled codes
@@ -167,7 +168,7 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
 
 
 def latent_recipe(generator: str, cond_clip: str, prompts: list[str], out_dir: str, steps: int, batch_size: int = 4,
-                  template: str = "The person is {}.", z_sampler: str = "gaussian", truncation_psi: float = 1.0,
+                  template: str = DEFAULT_TEMPLATE, z_sampler: str = "gaussian", truncation_psi: float = 1.0,
                   loss_clip: str | None = None, mapper_hidden: int = 512) -> dict:
     """The TrainConfig fields of a motion model trained in sampled-latent mode (IV-A-1) on a bundle's networks:
     the paper's settings (batch 4, T = 4 training frames, frozen text encoder), no LPIPS (no source image).
