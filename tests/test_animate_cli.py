@@ -97,7 +97,7 @@ def test_toon_motion_grid_table_holds_the_animations_last_frames(bundle, tmp_pat
 
     out = tmp_path / "table.png"
     assert main(["toon", "motion-grid", "-b", bundle, "-p", "smiling", "-p", "crying", "--faces", "2",
-                 "--first-seed", "5", "-n", "3", "-o", str(out)]) == 0
+                 "--seed", "5", "-n", "3", "-o", str(out)]) == 0
     assert "2 faces × 2 prompts" in capsys.readouterr().out
     sheet = np.asarray(Image.open(out).convert("RGB"))
     pipe = AnimationPipeline.from_bundle(bundle)
