@@ -324,6 +324,7 @@ def _add_photo() -> None:
 
 
 _add_photo()
+cli.add_command(__import__("faceanim.cli.demo", fromlist=["demo"]).demo)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -335,6 +335,7 @@ class DemoEngine:
         prompts, frames, fps = self.check(req)
         pipe = self.pipe(req.bundle)
         out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
         timings: dict[str, float] = {}
         if req.source == "photo":
             photo = self.prepare_photo(req.bundle, req.photo, req.aligned_crop, progress)
