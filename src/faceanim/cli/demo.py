@@ -24,6 +24,9 @@ def demo(bundles: tuple[str, ...], host: str, port: int, device: str, queue_size
 
     Runs offline (no analytics, no share links) on 127.0.0.1 unless --host says otherwise; Ctrl-C stops it.
     """
+    from faceanim.web.server import offline_environment
+
+    offline_environment()  # before Gradio, open_clip and huggingface_hub are imported
     try:
         import gradio  # noqa: F401
     except ImportError:

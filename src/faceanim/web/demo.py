@@ -408,22 +408,35 @@ def _center_square(photo: "Image.Image", size: int) -> "Image.Image":
 
 
 # -- the page -----------------------------------------------------------------------------------------------------
-def _photo_component():
-    """``gr.Image`` whose upload reaches the app as a path *unread*: Gradio's own preprocessing would open the
-    file with PIL (a non-image or a pixel bomb would then fail inside Gradio, not with the app's one-line error)."""
+def _raw_components():
+    """Inputs whose values reach :class:`DemoEngine` unchecked by Gradio, so that every bad value gets the
+    engine's one-line message: ``gr.Image`` would open an upload with PIL first (a non-image or a pixel bomb would
+    fail inside Gradio), ``gr.Slider``/``gr.Number`` answer out-of-range API values with their own wording."""
     import gradio as gr
 
     class PhotoInput(gr.Image):
-        is_template = True  # rendered by the frontend as the parent gr.Image
+        is_template = True  # rendered by the frontend as the parent component
 
         def preprocess(self, payload):
             if payload is None:
                 return None
             if getattr(payload, "path", None) is None:
-                raise gr.Error("the upload did not arrive; try again")
+                raise gr.Error("the upload did not arrive; try again", print_exception=False)
             return str(payload.path)
 
-    return PhotoInput
+    class RawSlider(gr.Slider):
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+
+    class RawNumber(gr.Number):
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+
+    return PhotoInput, RawSlider, RawNumber
 
 
 def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
@@ -436,7 +449,7 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
 
     first = engine.names[0]
     d = engine.defaults(first)
-    PhotoInput = _photo_component()
+    PhotoInput, Slider, Number = _raw_components()
 
     def run(bundle, source, seed, photo, aligned_crop, p1, p2, p3, p4, strength, frames, fps, ping_pong, compare,
             progress=gr.Progress(track_tqdm=True)):
@@ -471,7 +484,7 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
                                      elem_id="bundle")
                 source = gr.Radio(["seed", "photo"], value="seed", label="Face from", elem_id="source")
                 with gr.Row():
-                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
+                    seed = Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
                     rand = gr.Button("random", size="sm", elem_id="random")
                 gallery = gr.Gallery(value=engine.gallery(first), label="Faces of the bundle (click one)", columns=8,
                                      height=140, allow_preview=False, elem_id="gallery")
@@ -491,11 +504,11 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
                            for i in range(MAX_PROMPTS)]
                 examples = gr.Dataset(components=[prompts[0]], samples=[[p] for p in d["examples"]],
                                       label="Prompts this bundle was trained on (click to use)", elem_id="examples")
-                strength = gr.Slider(0, MAX_STRENGTH, value=1.0, step=0.05, label="Strength", elem_id="strength")
+                strength = Slider(0, MAX_STRENGTH, value=1.0, step=0.05, label="Strength", elem_id="strength")
                 with gr.Row():
-                    frames = gr.Slider(2, engine.config.max_frames, value=d["frames"], step=1,
+                    frames = Slider(2, engine.config.max_frames, value=d["frames"], step=1,
                                        label="Frames per prompt", elem_id="frames")
-                    fps = gr.Slider(1, MAX_FPS, value=d["fps"], step=1, label="fps", elem_id="fps")
+                    fps = Slider(1, MAX_FPS, value=d["fps"], step=1, label="fps", elem_id="fps")
                 with gr.Row():
                     ping_pong = gr.Checkbox(False, label="ping-pong (loop back)", elem_id="ping-pong")
                     compare = gr.Checkbox(False, label="compare prompts (side by side)", elem_id="compare")
@@ -509,8 +522,10 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
                 timings = gr.Markdown(label="Timings", elem_id="timings")
 
         rand.click(lambda: (random.randint(0, 99_999), "seed"), None, [seed, source], api_name=False, queue=False)
-        def pick(evt: gr.SelectData):
+        def pick(evt):
             return evt.index, "seed"
+
+        pick.__annotations__["evt"] = gr.SelectData  # a real class: this module's annotations are strings
 
         gallery.select(pick, None, [seed, source], api_name=False, queue=False)
         photo.upload(lambda: "photo", None, source, api_name=False, queue=False)

@@ -540,3 +540,27 @@ def run_demo(demo: DemoConfig, server_config, echo: Callable[[str], None] = prin
     finally:
         server.close()
     echo("faceanim demo: stopped")
+class RawSlider(gr.Slider):
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
+class RawNumber(gr.Number):
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    

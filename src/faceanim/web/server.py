@@ -69,8 +69,15 @@ class ServerConfig:
 
 
 def offline_environment() -> None:
-    """Analytics and hub access off; 127.0.0.1 bypasses any HTTP proxy (Gradio's own start-up check uses it)."""
+    """Analytics and hub access off; 127.0.0.1 bypasses any HTTP proxy (Gradio's own start-up check uses it).
+
+    huggingface_hub (imported by Gradio and open_clip) reads its switches once, at import: when it already is
+    imported, they are set on its constants too, or its telemetry thread and agent lookup would reach the hub."""
     os.environ.update(OFFLINE_ENV)
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+        constants.HF_HUB_DISABLE_TELEMETRY = True
     for key in ("NO_PROXY", "no_proxy"):
         have = [h for h in os.environ.get(key, "").split(",") if h]
         os.environ[key] = ",".join(have + [h for h in ("127.0.0.1", "localhost") if h not in have])
