@@ -19,6 +19,7 @@ def served_demo(tmp: Path, invert_steps: int = 3, **server_options):
     from faceanim.web.demo import DemoConfig, DemoEngine, build_app
     from faceanim.web.server import ServerConfig, WebServer
 
+    tmp.mkdir(parents=True, exist_ok=True)
     bundle = tiny_bundle(tmp)
     engine = DemoEngine(DemoConfig(bundles=[str(bundle)], device="cpu", invert_steps=invert_steps))
     server = WebServer(ServerConfig(port=None, **server_options), device=engine.device)

@@ -486,8 +486,8 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
                 with gr.Row():
                     seed = Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
                     rand = gr.Button("random", size="sm", elem_id="random")
-                gallery = gr.Gallery(value=engine.gallery(first), label="Faces of the bundle (click one)", columns=8,
-                                     height=140, allow_preview=False, elem_id="gallery")
+                gallery = gr.Gallery(value=engine.gallery(first), label="Faces of the bundle (click one)", columns=4,
+                                     height=230, allow_preview=False, elem_id="gallery")
                 photo = PhotoInput(type="filepath", label="…or upload a photo", sources=["upload"], height=200,
                                    elem_id="photo")
                 aligned_crop = gr.Checkbox(False, label="aligned crop (skip face alignment)", elem_id="aligned")
