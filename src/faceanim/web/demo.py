@@ -472,7 +472,7 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
     def on_bundle(bundle):
         dd = engine.defaults(bundle)
         return (gr.Gallery(value=engine.gallery(bundle)), gr.Dataset(samples=[[p] for p in dd["examples"]]),
-                engine.photo_note(bundle), dd["frames"], dd["fps"])
+                engine.photo_note(bundle), dd["frames"], dd["fps"], gr.Checkbox(visible=engine.aligns_photos(bundle)))
 
     with gr.Blocks(title="faceanim demo", **server.blocks_kwargs()) as app:
         gr.Markdown(f"## faceanim — animate a face with a sentence\nBundle template: *{d['template']}* — a bare "
@@ -490,7 +490,8 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
                                      height=230, allow_preview=False, elem_id="gallery")
                 photo = PhotoInput(type="filepath", label="…or upload a photo", sources=["upload"], height=200,
                                    elem_id="photo")
-                aligned_crop = gr.Checkbox(False, label="aligned crop (skip face alignment)", elem_id="aligned")
+                aligned_crop = gr.Checkbox(False, label="aligned crop (skip face alignment)", elem_id="aligned",
+                                           visible=engine.aligns_photos(first))
                 photo_note = gr.Markdown(engine.photo_note(first), elem_id="photo-note")
                 with gr.Row():
                     face_in = gr.Image(label="Start face", interactive=False, height=160, elem_id="face-in")
@@ -530,7 +531,7 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
         gallery.select(pick, None, [seed, source], api_name=False, queue=False)
         photo.upload(lambda: "photo", None, source, api_name=False, queue=False)
         examples.click(lambda sample: sample[0], examples, prompts[0], api_name=False, queue=False)
-        bundle.change(on_bundle, bundle, [gallery, examples, photo_note, frames, fps], api_name=False)
+        bundle.change(on_bundle, bundle, [gallery, examples, photo_note, frames, fps, aligned_crop], api_name=False)
         go.click(run, [bundle, source, seed, photo, aligned_crop, *prompts, strength, frames, fps, ping_pong, compare],
                  [video, files, face_in, face_recon, face_note, timings], api_name="animate",
                  concurrency_limit=server.concurrency)
