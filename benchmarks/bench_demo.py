@@ -56,7 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cli = [animate_seconds(args.bundle, args.frames, Path(tmp) / f"a{i}.mp4") for i in range(args.repeats + 1)][1:]
         engine = DemoEngine(DemoConfig(bundles=[args.bundle or "toonface"], device="cpu"))
-        server = WebServer(ServerConfig(port=None, quiet=True), device=engine.device)
+        server = WebServer(ServerConfig(port=None), device=engine.device)
         try:
             pipe = engine.pipe(None)
             warm = []

@@ -65,3 +65,12 @@ def test_page_animates_a_prompt_into_a_playing_video(tmp_path):
             assert (tmp_path / "demo.png").stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_missing_chromium_skips_with_the_reason_printed(tmp_path, monkeypatch, capsys):
+    import browser
+
+    monkeypatch.setattr(browser, "CHROMIUM", str(tmp_path / "no-chromium"))
+    with pytest.raises(pytest.skip.Exception, match="Chromium not found"):
+        browser.chrome(tmp_path)
+    assert "browser test skipped: Chromium not found" in capsys.readouterr().out

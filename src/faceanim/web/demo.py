@@ -269,8 +269,7 @@ class DemoEngine:
             raise FaceanimError(f"the face comes from 'seed' or 'photo', not {req.source!r}")
         if req.source == "photo" and not req.photo:
             raise FaceanimError("upload a photo first (or choose a seed)")
-        if req.source == "seed":
-            self._seed(req.seed)
+        self._seed(req.seed)  # the face of a seed; for a photo, the motion noise
         return prompts, frames, fps
 
     # -- photos ----------------------------------------------------------------------------------------------------
@@ -361,7 +360,7 @@ class DemoEngine:
         if progress is not None:
             progress(0.0, "motion")
         kwargs = dict(num_frames=frames, strength=float(req.strength), ping_pong=bool(req.ping_pong),
-                      generator=torch.Generator().manual_seed(int(req.seed or 0)), progress=step, **source)
+                      generator=torch.Generator().manual_seed(self._seed(req.seed)), progress=step, **source)
         result = pipe.batch(prompts, **kwargs) if req.compare else pipe(prompts, **kwargs)
         timings["motion"] = result.timings["motion"]
         timings["synthesis"] = result.timings["synthesis"]

@@ -55,7 +55,6 @@ class ServerConfig:
     cache_seconds: int = 3600          # outputs and uploads older than this are deleted (checked as often)
     keep_outputs: int = 32             # at most this many output folders are kept (the oldest go first)
     temp_dir: str | None = None        # the private temp root (default: a fresh folder, removed at shutdown)
-    quiet: bool = False                # no startup lines on stdout
 
     def __post_init__(self) -> None:
         if self.port is not None and not 1 <= self.port <= 65535:
