@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -94,6 +94,7 @@ class _Photo:
     w_plus: "object"                   # torch tensor [num_ws, w_dim]
     note: str
     seconds: float
+    reused: bool = False               # served from the cache of inverted photos
 
 
 def _slug(text: str, limit: int = 32) -> str:
@@ -287,7 +288,7 @@ class DemoEngine:
         with self._photo_lock:
             if key in self._photos:
                 self._photos.move_to_end(key)
-                return self._photos[key]
+                return replace(self._photos[key], reused=True)
         size = max(pipe.G.img_resolution, MIN_INVERSION_SIZE)
         if align:
             face = self._align(photo, size)
@@ -341,7 +342,7 @@ class DemoEngine:
             timings["inversion"] = time.perf_counter() - t_start
             source = {"latent": photo.w_plus}
             face, recon, note = photo.face, photo.reconstruction, photo.note
-            if timings["inversion"] < 0.5 * photo.seconds:
+            if photo.reused:
                 note += " — reused: this photo was inverted before"
         else:
             seed = self._seed(req.seed)

@@ -137,6 +137,8 @@ class WebServer:
         self.outputs_dir = self.root / "outputs"
         for d in (self.cache_dir, self.outputs_dir):
             d.mkdir(parents=True, exist_ok=True)
+        self._old_temp_env = os.environ.get("GRADIO_TEMP_DIR")
+        self._old_module_dirs: dict = {}
         os.environ["GRADIO_TEMP_DIR"] = str(self.cache_dir)  # read by Gradio when components are built
         self.blocks: "gr.Blocks | None" = None
         self.url: str | None = None
@@ -200,6 +202,7 @@ class WebServer:
             print(f"faceanim: {warning}", file=sys.stderr)
         port = cfg.port if cfg.port is not None else free_port()
         self.blocks = blocks
+        self._gradio_temp_dir()
         blocks.queue(max_size=cfg.queue_size, default_concurrency_limit=self.concurrency)
         try:
             blocks.launch(server_name=cfg.host, server_port=port, share=False, prevent_thread_lock=True,
@@ -212,6 +215,20 @@ class WebServer:
         self._janitor = threading.Thread(target=self._prune_loop, name="faceanim-web-janitor", daemon=True)
         self._janitor.start()
         return self.url
+
+    def _gradio_temp_dir(self) -> None:
+        """Some Gradio modules read GRADIO_TEMP_DIR once, at import: point them at this server's folder too (or a
+        later server in the same process would recreate folders inside an earlier server's removed one)."""
+        import importlib
+
+        for name in ("gradio.routes", "gradio.route_utils", "gradio.screen_recording_utils"):
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            if hasattr(module, "DEFAULT_TEMP_DIR"):
+                self._old_module_dirs.setdefault(module, module.DEFAULT_TEMP_DIR)
+                module.DEFAULT_TEMP_DIR = str(self.cache_dir)
 
     def _prune_loop(self) -> None:
         period = min(self.config.cache_seconds, 60)
@@ -248,6 +265,15 @@ class WebServer:
         if self._janitor is not None:
             self._janitor.join(timeout=5)
             self._janitor = None
+        # point Gradio back where it was, so nothing later in this process writes into the removed folder
+        for module, old in self._old_module_dirs.items():
+            module.DEFAULT_TEMP_DIR = old
+        self._old_module_dirs = {}
+        if os.environ.get("GRADIO_TEMP_DIR") == str(self.cache_dir):
+            if self._old_temp_env is None:
+                os.environ.pop("GRADIO_TEMP_DIR", None)
+            else:
+                os.environ["GRADIO_TEMP_DIR"] = self._old_temp_env
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
