@@ -1,35 +1,54 @@
-"""Headless Chromium for the browser tests: ``chrome(tmp_path) -> selenium.webdriver.Chrome``.
+"""Headless Chromium for browser tests, driven by Selenium with explicit paths (nothing is downloaded).
 
-Uses Debian's chromium (/usr/lib/chromium/chromium) and chromedriver (/usr/bin/chromedriver); skips the test with the
-reason when selenium or either binary is missing (``apt-get install chromium chromium-driver``). Nothing is
-downloaded (Selenium Manager is never asked: the driver path is given).
+    driver = chrome(tmp_path)      # skips the test, with the reason printed, when Chromium or its driver is missing
+    driver.get(url)
+
+Debian: ``apt-get install -y chromium chromium-driver`` (``.ci/run`` does it when missing). The browser binary is
+used directly (``/usr/bin/chromium`` is a wrapper script that prints a warning); ``SE_OFFLINE`` keeps Selenium
+Manager from looking anything up on the internet.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/lib/chromium/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = os.environ.get("FACEANIM_CHROMIUM", "/usr/lib/chromium/chromium")
+CHROMEDRIVER = os.environ.get("FACEANIM_CHROMEDRIVER", "/usr/bin/chromedriver")
+INSTALL_HINT = "apt-get install -y chromium chromium-driver"
 
 
-def chrome(tmp_path: Path):
-    """A headless Chromium driver with its profile under ``tmp_path``; the caller quits it."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    from selenium.webdriver.chrome.service import Service
+def _skip(reason: str):
+    print(f"browser test skipped: {reason}")
+    pytest.skip(reason)
 
-    binary = CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium")
-    driver_path = CHROMEDRIVER if os.path.isfile(CHROMEDRIVER) else shutil.which("chromedriver")
-    if not binary or not driver_path:
-        pytest.skip("chromium / chromedriver not found (apt-get install chromium chromium-driver)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = binary
+
+def chrome(tmp_path: Path, width: int = 1400, height: int = 1000):
+    """A headless ``selenium.webdriver.Chrome`` (quit it when done), or ``pytest.skip`` with the reason printed."""
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not try to download a browser or driver
+    try:
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _skip('selenium is not installed (pip install -e ".[dev]")')
+    for path, what in ((CHROMIUM, "Chromium"), (CHROMEDRIVER, "chromedriver")):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            _skip(f"{what} not found at {path} ({INSTALL_HINT})")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,1000", "--autoplay-policy=no-user-gesture-required",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-default-apps", "--no-first-run", "--disable-extensions", "--mute-audio",
+                "--autoplay-policy=no-user-gesture-required", f"--window-size={width},{height}",
                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(options=opts, service=Service(executable_path=driver_path))
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path / "downloads")})
+    log = tmp_path / "chromedriver.log"
+    try:
+        return webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=str(log)), options=options)
+    except WebDriverException as exc:  # installed but broken: a failure, not a skip
+        first = (str(exc).strip().splitlines() or ["?"])[0]
+        raise RuntimeError(f"Chromium is installed but did not start ({first}); see {log}") from None

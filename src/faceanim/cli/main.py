@@ -33,13 +33,14 @@ def _register() -> None:
     from faceanim.cli.animate import animate
     from faceanim.cli.bundle import bundle, info
     from faceanim.cli.convert import convert
+    from faceanim.cli.demo import demo
     from faceanim.cli.evaluate import evaluate, results
     from faceanim.cli.photo import align, invert
     from faceanim.cli.study import study
     from faceanim.cli.toon import toon
     from faceanim.cli.train import train
 
-    for command in (animate, convert, train, bundle, info, align, invert, evaluate, results, toon, study):
+    for command in (animate, convert, train, bundle, info, align, invert, evaluate, results, toon, study, demo):
         cli.add_command(command)
 
 
