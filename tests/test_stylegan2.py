@@ -180,3 +180,52 @@ def test_widen_keeps_the_function_and_the_new_maps_learn():
         widen(G, {16: 1})
     with pytest.raises(ValueError, match="no 64 px block"):
         widen(G, {64: 8})
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("batch, cin, cout, h, w", [(1, 8, 5, 4, 4), (2, 16, 8, 7, 5), (1, 3, 4, 1, 1), (3, 256, 6, 3, 2)])
+def test_polyphase_up_convolution_equals_transposed_convolution(channels_last, batch, cin, cout, h, w, monkeypatch):
+    """The four-phase form of the 2× up-convolution (CPU, ≤ 256 input channels) equals conv_transpose2d."""
+    from faceanim.models.stylegan2 import ops
+    from faceanim.models.stylegan2.ops import POLYPHASE_MAX_CHANNELS, conv_transpose2d_stride2
+
+    assert cin <= POLYPHASE_MAX_CHANNELS
+    monkeypatch.setattr(ops, "POLYPHASE_MIN_PIXELS", 1)  # small inputs here (the path is used from 128² up)
+    calls = []
+    real_conv2d = ops.F.conv2d
+    monkeypatch.setattr(ops.F, "conv2d", lambda *a, **k: calls.append(1) or real_conv2d(*a, **k))
+    g = torch.Generator().manual_seed(cin + h)
+    x = torch.randn(batch, cin, h, w, generator=g, dtype=torch.float64)
+    weight = torch.randn(cout, cin, 3, 3, generator=g, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ref = torch.nn.functional.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+    out = conv_transpose2d_stride2(x, weight)
+    assert out.shape == ref.shape == (batch, cout, 2 * h + 1, 2 * w + 1)
+    if h * w > 1:  # a 1×1 input is contiguous in both layouts
+        assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert torch.allclose(out, ref, rtol=0, atol=1e-12)
+    assert len(calls) == 4  # the four phases, not the transposed convolution
+    out32 = conv_transpose2d_stride2(x.float(), weight.float())
+    assert (out32.double() - ref).abs().max() <= 1e-5 * ref.abs().max()
+    # Other kernel sizes and wider inputs take the transposed convolution itself.
+    w5 = torch.randn(cout, cin, 5, 5, dtype=torch.float64)
+    assert torch.equal(conv_transpose2d_stride2(x, w5), torch.nn.functional.conv_transpose2d(x, w5.transpose(0, 1), stride=2))
+
+
+def test_generator_with_polyphase_layers_equals_transposed_convolutions(monkeypatch):
+    """A 256 px generator (its last up-convolution reads 128² inputs: the four-phase path) gives the images of the
+    plain transposed convolutions, for one frame (modulated kernel) and a batch (modulated activations)."""
+    from faceanim.models.stylegan2 import ops
+
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(z_dim=16, w_dim=24, img_resolution=256, channel_base=512, channel_max=8,
+                                  mapping_layers=2)).eval()
+    ws = torch.randn(2, G.num_ws, 24, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fast = [G.synthesis(ws[:1]), G.synthesis(ws)]
+        monkeypatch.setattr(ops, "POLYPHASE_MIN_PIXELS", 10**9)
+        plain = [G.synthesis(ws[:1]), G.synthesis(ws)]
+    for a, b in zip(fast, plain):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    assert not any(torch.equal(a, b) for a, b in zip(fast, plain))  # the two paths did differ in rounding

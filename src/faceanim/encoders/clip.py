@@ -1,5 +1,10 @@
-"""CLIP image/text encoder on top of open_clip, loadable offline from OpenAI archives, open_clip
-state dicts and our native folders.
+"""CLIP image/text encoder, loadable offline from OpenAI archives, open_clip state dicts and our native folders.
+
+A native folder (``config.json`` + ``model.safetensors``, e.g. a bundle's) loads into our own towers
+(:mod:`faceanim.encoders.clip_model`) and tokenizer (:mod:`faceanim.encoders.tokenizer`): running a bundle
+imports neither open_clip, torchvision nor timm. open_clip reads OpenAI/open_clip checkpoints and architecture
+names and builds the models we train from scratch (:meth:`CLIPEncoder.from_config`); both give the same numbers
+on the same weights, and the same token ids.
 
 The motion model is conditioned by one CLIP (the paper's code: RN50, fine-tuned) and the
 contrastive loss reads another (ViT-B/32, frozen); each is its own :class:`CLIPEncoder`.
@@ -19,21 +24,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-from open_clip.model import CLIPTextCfg, CLIPVisionCfg
-from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
+from faceanim.encoders.clip_model import OPENAI_MEAN, OPENAI_STD, TEXT_DEFAULTS, VISION_DEFAULTS, CLIPModel, unsupported
+from faceanim.encoders.tokenizer import BPETokenizer, get_tokenizer
 from faceanim.errors import CheckpointError, FaceanimError
 from faceanim.data.prompts import apply_template
 from faceanim.utils.init import no_weight_init
 from faceanim.utils.io import check_state_dict, load_weights, read_config, save_pretrained
 
 KIND = "clip"
-BPE_VOCAB_SIZE = 49408  # OpenAI BPE (open_clip's SimpleTokenizer): 49152 merges/bytes + 2 special tokens + padding
+BPE_VOCAB_SIZE = 49408  # OpenAI BPE (faceanim.encoders.tokenizer, = open_clip's SimpleTokenizer): 2 × 256 bytes + 48894 merges + 2 special tokens
+IMPLS = ("open_clip", "faceanim")  # who builds the towers: open_clip's CLIP, or faceanim.encoders.clip_model
 OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")  # ints stored beside the weights
 _UNSUPPORTED = {  # open_clip features that need another tokenizer/tower or a download
     "hf_model_name": "Hugging Face text towers",
@@ -60,8 +64,8 @@ class CLIPConfig:
     text_cfg: dict[str, Any]              # open_clip CLIPTextCfg fields: context_length, vocab_size, width, heads, layers, …
     name: str = "custom"                  # architecture label ("RN50", "ViT-B-32", or ours)
     quick_gelu: bool = False              # QuickGELU activations (True for OpenAI-trained weights)
-    mean: tuple[float, float, float] = OPENAI_DATASET_MEAN  # per-channel mean of the [0, 1] input image
-    std: tuple[float, float, float] = OPENAI_DATASET_STD    # per-channel std of the [0, 1] input image
+    mean: tuple[float, float, float] = OPENAI_MEAN  # per-channel mean of the [0, 1] input image
+    std: tuple[float, float, float] = OPENAI_STD    # per-channel std of the [0, 1] input image
 
     def __post_init__(self) -> None:
         # A JSON round trip makes configs built in code equal to configs read from disk (tuples → lists).
@@ -71,9 +75,10 @@ class CLIPConfig:
         self.std = tuple(float(x) for x in self.std)  # type: ignore[assignment]
         if not isinstance(self.embed_dim, int) or self.embed_dim <= 0:
             raise CheckpointError(f"CLIP embed_dim must be a positive integer, got {self.embed_dim!r}")
-        for label, cfg, known in (("vision_cfg", self.vision_cfg, CLIPVisionCfg), ("text_cfg", self.text_cfg, CLIPTextCfg)):
-            names = {f.name for f in dataclasses.fields(known)}
-            unknown = sorted(set(cfg) - names)
+        for label, cfg, known in (("vision_cfg", self.vision_cfg, VISION_DEFAULTS), ("text_cfg", self.text_cfg, TEXT_DEFAULTS)):
+            unknown = sorted(set(cfg) - set(known))
+            if unknown:  # a field of a newer open_clip? (asked only then: importing open_clip takes seconds)
+                unknown = sorted(set(unknown) - _open_clip_fields(label))
             if unknown:
                 raise CheckpointError(f"CLIP {label} has unknown fields {unknown}")
             for key, what in _UNSUPPORTED.items():
@@ -81,7 +86,7 @@ class CLIPConfig:
                     raise CheckpointError(f"CLIP {label}.{key} is set: {what} are not supported")
         if not isinstance(self.image_size, int) or self.image_size <= 0:
             raise CheckpointError(f"CLIP image_size must be one positive integer, got {self.image_size!r}")
-        vocab = self.text_cfg.get("vocab_size", CLIPTextCfg.vocab_size)
+        vocab = self.text_cfg.get("vocab_size", TEXT_DEFAULTS["vocab_size"])
         if vocab < BPE_VOCAB_SIZE:
             raise CheckpointError(f"CLIP vocab_size {vocab} is smaller than the OpenAI BPE vocabulary ({BPE_VOCAB_SIZE})")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
@@ -90,16 +95,17 @@ class CLIPConfig:
     @property
     def image_size(self) -> int:
         """Side of the square image the visual tower reads."""
-        return self.vision_cfg.get("image_size", CLIPVisionCfg.image_size)
+        return self.vision_cfg.get("image_size", VISION_DEFAULTS["image_size"])
 
     @property
     def context_length(self) -> int:
         """Number of text tokens, start and end tokens included."""
-        return self.text_cfg.get("context_length", CLIPTextCfg.context_length)
+        return self.text_cfg.get("context_length", TEXT_DEFAULTS["context_length"])
 
     @classmethod
     def from_open_clip(cls, arch: str, quick_gelu: bool | None = None) -> "CLIPConfig":
         """The config of an architecture shipped with open_clip ("RN50", "ViT-B-32", "ViT-B/32"); offline."""
+        open_clip = _open_clip()
         name = arch.replace("/", "-")
         cfg = open_clip.get_model_config(name)
         if cfg is None:
@@ -121,25 +127,35 @@ class CLIPConfig:
 
 
 class CLIPEncoder(nn.Module):
-    """An open_clip ``CLIP`` with our image preprocessing, prompt templating and checkpoint formats.
+    """A CLIP (``self.model``: open_clip's ``CLIP`` or our :class:`~faceanim.encoders.clip_model.CLIPModel`, same
+    parameter names and ``encode_*`` methods) with our image preprocessing, prompt templating and checkpoint formats.
 
     Modules built by the constructors are in eval mode. Parameters stay trainable (the paper
     fine-tunes the conditioning CLIP); freeze a loss CLIP with ``requires_grad_(False)``. Note that
     ``train()`` switches a ResNet tower's BatchNorm to batch statistics, as for any nn.Module.
+
+    ``impl``: "open_clip" (default: open_clip builds and initializes the towers, as for training from scratch) or
+    "faceanim" (our towers, weights uninitialized until loaded; what :meth:`from_pretrained` uses for native folders).
     """
 
-    def __init__(self, config: CLIPConfig) -> None:
+    def __init__(self, config: CLIPConfig, impl: str = "open_clip") -> None:
         super().__init__()
-        self.config = config
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        self.config, self.impl = config, impl
         try:
-            self.model = open_clip.model.CLIP(
-                embed_dim=config.embed_dim,
-                vision_cfg=CLIPVisionCfg(**config.vision_cfg),
-                text_cfg=CLIPTextCfg(**config.text_cfg),
-                quick_gelu=config.quick_gelu,
-            )
+            if impl == "faceanim":
+                self.model = CLIPModel(config.embed_dim, config.vision_cfg, config.text_cfg, config.quick_gelu)
+            else:
+                open_clip = _open_clip()
+                self.model = open_clip.model.CLIP(
+                    embed_dim=config.embed_dim,
+                    vision_cfg=open_clip.model.CLIPVisionCfg(**config.vision_cfg),
+                    text_cfg=open_clip.model.CLIPTextCfg(**config.text_cfg),
+                    quick_gelu=config.quick_gelu,
+                )
         except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
-            raise CheckpointError(f"open_clip cannot build CLIP {config.name!r} ({exc})") from None
+            raise CheckpointError(f"{impl} cannot build CLIP {config.name!r} ({exc})") from None
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
         self.eval()
@@ -176,8 +192,11 @@ class CLIPEncoder(nn.Module):
         if not path.exists():
             path, arch = _cached_path(str(src), cache_dir), arch or _known_arch(str(src))
         if path.is_dir():
+            config = CLIPConfig.from_dict(read_config(path, KIND))
+            # Our towers when they implement the architecture (all that open_clip builds from plain fields).
+            impl = "faceanim" if unsupported(config.vision_cfg, config.text_cfg) is None else "open_clip"
             with no_weight_init():  # every weight comes from the file (checked by _load_into)
-                encoder = cls(CLIPConfig.from_dict(read_config(path, KIND)))
+                encoder = cls(config, impl=impl)
             _load_into(encoder.model, load_weights(path), path)
             return encoder
         state_dict, is_archive = _read_state_dict(path)
@@ -197,7 +216,7 @@ class CLIPEncoder(nn.Module):
         fine-tuning a small CLIP at a higher resolution than it was trained at."""
         config = dataclasses.replace(self.config, vision_cfg={**self.config.vision_cfg, "image_size": image_size})
         with no_weight_init():
-            out = type(self)(config)
+            out = type(self)(config, impl=self.impl)
         target = out.model.state_dict()
         state = {}
         for key, value in self.model.state_dict().items():
@@ -265,21 +284,22 @@ class CLIPEncoder(nn.Module):
         if len(prompts) == 0:
             raise FaceanimError("no prompts given")
         texts = [apply_template(p, template) for p in prompts]
-        tokenizer = _tokenizer(self.context_length)
+        tokenizer = _tokenizer()
         for text in texts:
             n = len(tokenizer.encode(text)) + 2  # + start and end tokens
             if n > self.context_length:
                 raise FaceanimError(
                     f"prompt too long for CLIP {self.config.name!r}: {n} tokens, limit {self.context_length} ({text[:60]!r}…)"
                 )
-        return tokenizer(texts).to(self.device)
+        return tokenizer(texts, self.context_length).to(self.device)
 
     def encode_text(self, prompts: list[str], template: str | None = None, normalize: bool = True) -> torch.Tensor:
         """Embed prompts → ``[B, D]``, unit-norm if ``normalize``; ``template`` as in :func:`faceanim.data.prompts.apply_template`."""
         return self.model.encode_text(self.tokenize(prompts, template), normalize=normalize)
 
     def extra_repr(self) -> str:
-        return f"name={self.config.name!r}, embed_dim={self.embed_dim}, image_size={self.image_size}, context_length={self.context_length}"
+        return (f"name={self.config.name!r}, embed_dim={self.embed_dim}, image_size={self.image_size}, "
+                f"context_length={self.context_length}, impl={self.impl!r}")
 
 
 @lru_cache(maxsize=4)
@@ -294,15 +314,34 @@ def _resample_grid_embedding(pos: torch.Tensor, cells: int) -> torch.Tensor:
     return torch.cat([pos[:1], grid.reshape(pos.shape[1], n * n).T.to(pos.dtype)])
 
 
-def _tokenizer(context_length: int) -> SimpleTokenizer:
-    """open_clip's OpenAI BPE tokenizer (vocabulary shipped with open_clip), shared by all encoders."""
-    return SimpleTokenizer(context_length=context_length)
+def _tokenizer() -> BPETokenizer:
+    """OpenAI's BPE tokenizer (open_clip's ids, vocabulary shipped with faceanim), shared by all encoders."""
+    return get_tokenizer()
+
+
+def _open_clip():
+    """The open_clip module, imported on first need (it imports torchvision and timm: seconds)."""
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise FaceanimError(f"open_clip is needed here (pip install open_clip_torch): {exc}") from None
+    return open_clip
+
+
+@lru_cache(maxsize=2)
+def _open_clip_fields(label: str) -> frozenset[str]:
+    """Field names of the installed open_clip's CLIPVisionCfg / CLIPTextCfg (empty without open_clip)."""
+    try:
+        from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+    except ImportError:
+        return frozenset()
+    return frozenset(f.name for f in dataclasses.fields(CLIPVisionCfg if label == "vision_cfg" else CLIPTextCfg))
 
 
 def _known_arch(name: str) -> str | None:
     """open_clip's spelling of a built-in architecture name ("ViT-B/32" → "ViT-B-32"), or None."""
     arch = name.replace("/", "-")
-    return arch if open_clip.get_model_config(arch) is not None else None
+    return arch if _open_clip().get_model_config(arch) is not None else None
 
 
 def _cached_path(name: str, cache_dir: str | os.PathLike | None) -> Path:

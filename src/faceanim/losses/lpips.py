@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# torchvision's weight files are named <prefix><hash>.pth (alexnet-owt-7be5be79.pth, vgg16-397923af.pth, …).
+_BACKBONE_FILE_PREFIX = {"alex": "alexnet-", "vgg": "vgg16-", "squeeze": "squeezenet1_1-"}
+
 
 class LPIPSLoss(nn.Module):
     """LPIPS between the first frame and the source image (as the official code does).
@@ -18,19 +21,25 @@ class LPIPSLoss(nn.Module):
         super().__init__()
         self.net, self.available, self.reason = net, False, ""
         self.model: nn.Module | None = None
-        try:
-            import lpips  # noqa: F401
-        except ImportError:
+        import importlib.util
+        import os
+
+        if importlib.util.find_spec("lpips") is None:
             self.reason = "the 'lpips' package is not installed (pip install lpips)"
             return
+        # torchvision (imported by lpips) takes seconds to import: look for the backbone's weight file first.
+        checkpoints = os.path.join(torch.hub.get_dir(), "checkpoints")
+        prefix = _BACKBONE_FILE_PREFIX.get(net)
+        if prefix and not (os.path.isdir(checkpoints) and any(f.startswith(prefix) for f in os.listdir(checkpoints))):
+            self.reason = (f"LPIPS backbone weights for '{net}' are not in {checkpoints} (expected {prefix}….pth); "
+                           "the LPIPS term is disabled")
+            return
         try:
-            import os
-
             import torchvision
 
             enum = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights", "squeeze": "SqueezeNet1_1_Weights"}[net]
             url = getattr(torchvision.models, enum).DEFAULT.url
-            fname = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+            fname = os.path.join(checkpoints, os.path.basename(url))
             if not os.path.isfile(fname):
                 self.reason = (f"LPIPS backbone weights for '{net}' are not in {os.path.dirname(fname)} "
                                f"(expected {os.path.basename(fname)}); the LPIPS term is disabled")
