@@ -108,13 +108,13 @@ def test_photo_note_states_alignment_and_projector_time(engine):
     pipe = engine.pipe(None)
     note = engine.photo_note()
     assert "projector (3 steps, about" in note
-    name = pipe.name
-    pipe.name = "toonface"
+    alignment = pipe.info.alignment
+    pipe.info.alignment = "center-crop"  # as the ToonFace bundle states
     try:
         assert not engine.aligns_photos()
         assert "center square" in engine.photo_note() and "cartoons" in engine.photo_note()
     finally:
-        pipe.name = name
+        pipe.info.alignment = alignment
     assert engine.projector_step_seconds() > 0
     assert len(engine.gallery()) == 8 and engine.gallery()[2][1] == "seed 2"
     assert np.array_equal(engine.gallery()[2][0], engine.seed_face(None, 2))

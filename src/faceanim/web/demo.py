@@ -25,7 +25,6 @@ from faceanim.utils.images import MAX_IMAGE_PIXELS
 
 if TYPE_CHECKING:
     import gradio as gr
-    from PIL import Image
 
     from faceanim.pipelines import AnimationPipeline
     from faceanim.web.server import WebServer
@@ -162,8 +161,9 @@ class DemoEngine:
                 "template": self.pipe(bundle).template}
 
     def aligns_photos(self, bundle: str | None = None) -> bool:
-        """Whether photos are FFHQ-aligned (dlib) for this bundle; else they are center-cropped."""
-        return self.pipe(bundle).name != TOON_BUNDLE and _alignment_installed()
+        """Whether photos are FFHQ-aligned (dlib) for this bundle (its ``alignment``); else they are center-cropped."""
+        info = self.pipe(bundle).info
+        return (info is None or info.alignment == "ffhq") and _alignment_installed()
 
     def projector_step_seconds(self, bundle: str | None = None) -> float:
         """Measured time of one projector step (a generator forward + backward pass) on this device."""
@@ -193,9 +193,9 @@ class DemoEngine:
             steps = inverter.projector_config.steps
             how = (f"inverted with the optimization projector ({steps} steps, about "
                    f"{steps * self.projector_step_seconds(bundle):.0f} s here; no e4e encoder in this bundle)")
-        if pipe.name == TOON_BUNDLE:
-            align = ("ToonFace faces are cartoons, which the face detector does not find: a photo is not aligned, "
-                     "its **center square** is used")
+        if pipe.info is not None and pipe.info.alignment != "ffhq":
+            align = ("this bundle takes photos as centred crops (its faces are not found by the face detector, e.g. "
+                     "ToonFace's cartoons): a photo is not aligned, its **center square** is used")
         elif not _alignment_installed():
             align = 'face alignment is not installed (`pip install "faceanim[align]"`): the **center square** is used'
         else:
@@ -287,13 +287,11 @@ class DemoEngine:
             if key in self._photos:
                 self._photos.move_to_end(key)
                 return replace(self._photos[key], reused=True)
+        from faceanim.align.prepare import prepare_face
+
         size = max(pipe.G.img_resolution, MIN_INVERSION_SIZE)
-        if align:
-            face = self._align(photo, size)
-            how = "aligned"
-        else:
-            face = _center_square(photo, size)
-            how = "center square"
+        face = prepare_face(photo, "the photo", size, no_align=not align).image  # the CLI's own crop step
+        how = "aligned" if align else "center square"
         inverter = pipe.inverter
         if progress is not None:
             eta = ("" if inverter.method == "e4e" else
@@ -310,17 +308,6 @@ class DemoEngine:
             while len(self._photos) > PHOTO_CACHE:
                 self._photos.popitem(last=False)
         return entry
-
-    @staticmethod
-    def _align(photo: "Image.Image", size: int) -> "Image.Image":
-        from faceanim.align import FaceAligner
-
-        aligner = FaceAligner()
-        faces = aligner.detect(photo)
-        if not faces:
-            raise FaceanimError("no face found in the photo (the detector needs a real, roughly frontal face; "
-                                "for an already aligned crop tick 'aligned crop')")
-        return aligner.align(photo, output_size=size, face_index=0, faces=faces).image
 
     # -- animation -------------------------------------------------------------------------------------------------
     def animate(self, req: DemoRequest, out_dir: str | Path, progress: Progress | None = None) -> DemoResult:
@@ -394,15 +381,6 @@ class DemoEngine:
         n = result.frames.shape[1] if req.compare else result.frames.shape[0]
         return DemoResult(video=mp4, files=[mp4, gif, *latents], face=face, reconstruction=recon, face_note=note,
                           timings=timings, num_frames=n, fps=fps)
-
-
-def _center_square(photo: "Image.Image", size: int) -> "Image.Image":
-    from PIL import Image
-
-    side = min(photo.size)
-    left, top = (photo.width - side) // 2, (photo.height - side) // 2
-    crop = photo.crop((left, top, left + side, top + side))
-    return crop if side == size else crop.resize((size, size), Image.Resampling.LANCZOS)
 
 
 # -- the page -----------------------------------------------------------------------------------------------------
