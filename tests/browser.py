@@ -37,6 +37,8 @@ def chrome(tmp_path: Path, width: int = 1400, height: int = 1000):
     for path, what in ((CHROMIUM, "Chromium"), (CHROMEDRIVER, "chromedriver")):
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             _skip(f"{what} not found at {path} ({INSTALL_HINT})")
+    tmp_path = Path(tmp_path)
+    tmp_path.mkdir(parents=True, exist_ok=True)  # the driver's log and the profile go here
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
