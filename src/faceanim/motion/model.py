@@ -94,7 +94,8 @@ class LanguageGuidedAnimator(nn.Module):
         prompts: B strings, or precomputed text embeddings ``[B, z_dim]``.
         image mode: ``image`` ``[B, 3, H, W]`` in [-1, 1] and its inversion ``w_inv`` ``[B, num_ws, w_dim]``.
         latent mode: ``w_source`` ``[B, num_ws, w_dim]`` (a code sampled through the generator's mapping);
-        in image mode ``w_source`` replaces w_s (prompt timelines continue from the last frame).
+        in image mode ``w_source`` replaces w_s = H_v(z_v) + w_inv, H_v unused: only for a prompt timeline that
+        continues from a frame's code (which holds w_v already). A photo's code goes in ``w_inv``.
         decay: the inference schedule of the residual rates.
         """
         z_t = prompts if isinstance(prompts, torch.Tensor) else self.encode_text(list(prompts))
