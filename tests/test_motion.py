@@ -147,3 +147,45 @@ def test_trainer_records_train_frames_for_matched_rates(tmp_path):
     A = LanguageGuidedAnimator.from_pretrained(trainer.run_dir / "motion_model")
     assert A.config.train_frames == cfg.num_frames and A.config.inference_rates == "matched"
     assert abs(sum(A.motion.rates(16, decay=True)) - 0.2 * (cfg.num_frames - 1)) < 1e-9
+
+
+def test_official_rates_are_the_official_codes():
+    """``inference_rates: official``: r = 0.8/T in training and 0.8/T·(T−t)/T at inference (rnn.py of the official
+    code: ``w_residual = 0.2 * 4.0``, ``r = w_residual / n_frames * (T − t) / T``), written out here by hand."""
+    official = RecurrentMotionGenerator(8, 4, official_rates=True)
+    paper = RecurrentMotionGenerator(8, 4)
+    assert official.rates(4, decay=False) == pytest.approx(paper.rates(4, decay=False))  # identical at T = 4
+    assert official.rates(8, decay=False) == pytest.approx([0.1] * 7)
+    for T in (4, 16, 32):
+        by_hand = [0.8 / T * (T - t) / T for t in range(1, T)]
+        assert official.rates(T, decay=True) == pytest.approx(by_hand)
+    assert sum(official.rates(16, decay=True)) == pytest.approx(0.375)
+    assert sum(paper.rates(16, decay=True)) == pytest.approx(1.5)
+    A = _animator("latent", inference_rates="official")
+    assert A.motion.official_rates and not A.motion.matched_train_frames
+    assert not _animator("latent").motion.official_rates
+    with pytest.raises(FaceanimError, match="inference_rates"):
+        MotionConfig(inference_rates="linear")
+    with pytest.raises(ValueError, match="choose one"):
+        RecurrentMotionGenerator(8, 4, matched_train_frames=4, official_rates=True)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_detach_visual_stops_ms_gradient_into_the_visual_encoder(detach):
+    """``detach_visual`` (the official code's ``txt_embed + img_embed.detach()``): the motion codes carry no gradient
+    to E_v; w_v = H_v(z_v) still does."""
+    A = _animator("image", detach_visual=detach)
+    with torch.no_grad():
+        for p in A.visual_mapper.layers[-1].parameters():
+            p.normal_()
+    img, w_inv = torch.rand(2, 3, 20, 20) * 2 - 1, torch.randn(2, 6, 4)
+    visual = [p for p in A.clip.model.visual.parameters()]
+
+    def grad_norm(loss):
+        grads = torch.autograd.grad(loss, visual, allow_unused=True)
+        return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+    out = A(["smiling", "crying"], 3, image=img, w_inv=w_inv, rng=torch.Generator().manual_seed(0))
+    assert (grad_norm(out.codes[:, -1].square().sum()) == 0) == detach
+    out = A(["smiling", "crying"], 3, image=img, w_inv=w_inv, rng=torch.Generator().manual_seed(0))
+    assert grad_norm(out.w_s.square().sum()) > 0

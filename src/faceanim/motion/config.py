@@ -8,6 +8,7 @@ from faceanim.data.prompts import DEFAULT_TEMPLATE
 from faceanim.errors import FaceanimError
 
 MODES = ("image", "latent")
+INFERENCE_RATES = ("paper", "matched", "official")
 
 
 @dataclass
@@ -25,14 +26,19 @@ class MotionConfig:
     mapper_input: str = "code"        # "code": Δw⁽ⁱ⁾ = H_t(z⁽ⁱ⁾) (eq. 7); "offset": H_t(z⁽ⁱ⁾ − z⁽¹⁾) (official code)
     template: str = DEFAULT_TEMPLATE     # prompt template used with this model (paper IV-F-3)
     inference_rates: str = "paper"    # "paper": r⁽ⁱ⁾ = 0.2·(T+1−i)/T; "matched": the same decaying shape scaled so
-                                      # that Σr over the video equals training's (train_frames−1)·0.2
+                                      # that Σr over the video equals training's (train_frames−1)·0.2; "official":
+                                      # the official code's r = 0.8/T, also in training (= 0.2 at T = 4), times the
+                                      # same decay at inference (a 16-frame video travels 0.375, the paper's 1.5)
     train_frames: int = 0             # frames per training video (set by the trainer; needed by "matched")
+    detach_visual: bool = False       # True: z⁽¹⁾ = z_t + stop-gradient(z_v), as the official code (M's gradient
+                                      # does not reach E_v; H_v's does)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise FaceanimError(f"motion mode must be one of {MODES}, got {self.mode!r}")
-        if self.inference_rates not in ("paper", "matched"):
-            raise FaceanimError(f"inference_rates must be 'paper' or 'matched', got {self.inference_rates!r}")
+        if self.inference_rates not in INFERENCE_RATES:
+            raise FaceanimError(f"inference_rates must be one of {', '.join(INFERENCE_RATES)}, "
+                                f"got {self.inference_rates!r}")
         if self.inference_rates == "matched" and self.train_frames < 2:
             raise FaceanimError("inference_rates 'matched' needs train_frames ≥ 2 (frames per training video)")
         if self.mapper_input not in ("code", "offset"):

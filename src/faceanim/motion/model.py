@@ -48,7 +48,8 @@ class LanguageGuidedAnimator(nn.Module):
         self.clip = clip
         self.motion = RecurrentMotionGenerator(
             config.z_dim, config.h_dim, config.residual_rate, config.h0_std, config.slope,
-            matched_train_frames=config.train_frames if config.inference_rates == "matched" else 0)
+            matched_train_frames=config.train_frames if config.inference_rates == "matched" else 0,
+            official_rates=config.inference_rates == "official")
         self.motion_mapper = MotionMapper(config.z_dim, config.num_ws, config.w_dim, config.mapper_hidden,
                                           config.mapper_layers)
         if config.mode == "image":
@@ -105,7 +106,7 @@ class LanguageGuidedAnimator(nn.Module):
             z_v = self.clip.encode_image(image)
             # w_source overrides w_s = H_v(z_v) + w_inv: a timeline's next prompt starts from the last frame's code.
             w_s = w_source if w_source is not None else self.visual_mapper(z_v) + w_inv
-            z1 = z_t + z_v
+            z1 = z_t + (z_v.detach() if self.config.detach_visual else z_v)
         else:
             if w_source is None:
                 raise ValueError("latent mode needs w_source, a code sampled through the generator's mapping")
