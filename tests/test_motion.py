@@ -189,3 +189,38 @@ def test_detach_visual_stops_ms_gradient_into_the_visual_encoder(detach):
     assert (grad_norm(out.codes[:, -1].square().sum()) == 0) == detach
     out = A(["smiling", "crying"], 3, image=img, w_inv=w_inv, rng=torch.Generator().manual_seed(0))
     assert grad_norm(out.w_s.square().sum()) > 0
+
+
+def test_official_mapper_layout():
+    """``mapper_layout: official``: rosinality's EqualLinear + fused leaky ReLU on all three layers (the official
+    ``Mapper``), computed here by hand; same parameter names as the project's layout; saved and reloaded as such."""
+    torch.manual_seed(0)
+    H = MotionMapper(8, num_ws=3, w_dim=4, hidden=16, layout="official")
+    assert [n for n, _ in H.named_parameters()] == [n for n, _ in MotionMapper(8, 3, 4, 16).named_parameters()]
+    with torch.no_grad():
+        for layer in H.layers:
+            layer.bias.normal_()
+    x = torch.randn(2, 5, 8)
+    y = x / (x.pow(2).mean(-1, keepdim=True) + 1e-8).sqrt()
+    for layer in H.layers:  # EqualLinear(in, out, activation="fused_lrelu")
+        y = y @ (layer.weight / layer.weight.shape[1] ** 0.5).t() + layer.bias
+        y = torch.where(y >= 0, y, 0.2 * y) * 2 ** 0.5
+    assert torch.allclose(H(x), y.reshape(2, 5, 3, 4), atol=1e-5)
+    fresh = MotionMapper(8, 3, 4, 16, layout="official")
+    assert fresh(x).abs().mean() > 0.1 and fresh.layers[0].weight.std().item() == pytest.approx(1, rel=0.2)
+    with pytest.raises(ValueError, match="layout"):
+        MotionMapper(8, 3, 4, 16, layout="stylegan")
+    with pytest.raises(FaceanimError, match="mapper_layout"):
+        MotionConfig(mapper_layout="stylegan")
+
+
+def test_official_mapper_layout_round_trip(tmp_path):
+    A = _animator("image", mapper_layout="official")
+    assert A.visual_mapper.layout == A.motion_mapper.layout == "official"
+    A.save_pretrained(tmp_path / "m")
+    B = LanguageGuidedAnimator.from_pretrained(tmp_path / "m")
+    assert B.config.mapper_layout == "official" and B.motion_mapper.layout == "official"
+    img, w_inv = torch.rand(1, 3, 20, 20) * 2 - 1, torch.randn(1, 6, 4)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(A(["smiling"], 3, image=img, w_inv=w_inv, rng=g()).ws,
+                       B(["smiling"], 3, image=img, w_inv=w_inv, rng=g()).ws)

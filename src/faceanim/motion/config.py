@@ -19,6 +19,8 @@ class MotionConfig:
     w_dim: int = 512                  # W width of the generator
     mapper_hidden: int = 1024         # hidden width of the mappers H_v, H_t
     mapper_layers: int = 3            # linear layers per mapper
+    mapper_layout: str = "project"    # "project": last layer linear, zero at start; "official": the official code's
+                                      # equalized-lr layers, leaky ReLU ×√2 on every layer (motion/mappers.py)
     h0_std: float = 0.1               # h⁽¹⁾ ~ N(0, 0.01·I): standard deviation 0.1
     residual_rate: float = 0.2        # r₁ = r₂ during training (eq. 4–5)
     slope: float = 0.1                # negative slope of σ, the leaky ReLU of eq. 3–5
@@ -41,6 +43,8 @@ class MotionConfig:
                                 f"got {self.inference_rates!r}")
         if self.inference_rates == "matched" and self.train_frames < 2:
             raise FaceanimError("inference_rates 'matched' needs train_frames ≥ 2 (frames per training video)")
+        if self.mapper_layout not in ("project", "official"):
+            raise FaceanimError(f"mapper_layout must be 'project' or 'official', got {self.mapper_layout!r}")
         if self.mapper_input not in ("code", "offset"):
             raise FaceanimError(f"mapper_input must be 'code' or 'offset', got {self.mapper_input!r}")
         if min(self.z_dim, self.h_dim, self.num_ws, self.w_dim, self.mapper_hidden, self.mapper_layers) <= 0:

@@ -51,10 +51,10 @@ class LanguageGuidedAnimator(nn.Module):
             matched_train_frames=config.train_frames if config.inference_rates == "matched" else 0,
             official_rates=config.inference_rates == "official")
         self.motion_mapper = MotionMapper(config.z_dim, config.num_ws, config.w_dim, config.mapper_hidden,
-                                          config.mapper_layers)
+                                          config.mapper_layers, config.mapper_layout)
         if config.mode == "image":
             self.visual_mapper = VisualMapper(config.z_dim, config.num_ws, config.w_dim, config.mapper_hidden,
-                                              config.mapper_layers)
+                                              config.mapper_layers, config.mapper_layout)
 
     # -- parameter groups with the paper's learning rates (IV-A-2) ---------------------------------------------
     def parameter_groups(self, lr_encoder: float = 1e-5, lr_mapper: float = 1e-3, lr_recurrent: float = 1e-3,
