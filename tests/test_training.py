@@ -63,19 +63,6 @@ def _randomize_last_layers(animator):
             p.normal_(0, 0.01)
 
 
-@pytest.fixture
-def lpips_backbone(tmp_path, monkeypatch):
-    """Random AlexNet weights where torchvision's cache keeps the real ones, so that the LPIPS term is built."""
-    pytest.importorskip("lpips")
-    import torchvision
-
-    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
-    hub.mkdir(parents=True)
-    url = torchvision.models.AlexNet_Weights.DEFAULT.url
-    torch.save(torchvision.models.alexnet().state_dict(), hub / os.path.basename(url))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-
 @pytest.mark.parametrize("term,groups", [
     ("w_reg", {"mappers", "recurrent", "encoders"}),
     ("path_reg", {"mappers", "recurrent", "encoders"}),

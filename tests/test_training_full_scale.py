@@ -135,19 +135,6 @@ def test_dry_run_names_the_missing_path_and_its_config_key(tmp_path, capsys):
 
 
 # -- point 7: LPIPS frames and size ----------------------------------------------------------------------------------
-@pytest.fixture
-def lpips_backbone(tmp_path, monkeypatch):
-    """Random AlexNet weights where torchvision's cache keeps the real ones, so that the LPIPS term is built."""
-    pytest.importorskip("lpips")
-    import torchvision
-
-    hub = tmp_path / "torch_home" / "hub" / "checkpoints"
-    hub.mkdir(parents=True)
-    url = torchvision.models.AlexNet_Weights.DEFAULT.url
-    torch.save(torchvision.models.alexnet().state_dict(), hub / os.path.basename(url))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-
 @pytest.mark.parametrize("frames,size", [("first", 0), ("first_last", 0), ("first_last", 96)])
 def test_lpips_compares_the_configured_frames_at_the_configured_size(tmp_path, lpips_backbone, frames, size):
     cfg = TrainConfig.from_yaml(tiny_config(tmp_path, loss={"lpips": 1.0, "contrastive": 0.0, "lpips_frames": frames,
