@@ -14,7 +14,8 @@ from faceanim.errors import FaceanimError
               help="Continue a run folder from its latest checkpoint (uses the run's saved config).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set steps=500 --set loss.contrastive=0")
-@click.option("--dry-run", is_flag=True, help="Build everything, print the resolved config, do not train.")
+@click.option("--dry-run", is_flag=True,
+              help="Build everything, print the resolved config, do not train (writes nothing).")
 def train(config_path: str | None, resume_dir: str | None, overrides: tuple[str, ...], dry_run: bool) -> None:
     """Train the motion model (recurrent motion generator + mappers) on a frozen StyleGAN2.
 
@@ -41,8 +42,10 @@ def train(config_path: str | None, resume_dir: str | None, overrides: tuple[str,
     if dry_run:
         click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     trainer = build_trainer(cfg, run_dir=run_dir, metrics_hook=training_metrics,
-                            progress=os.environ.get("TQDM_DISABLE", "") in ("", "0"))
+                            progress=os.environ.get("TQDM_DISABLE", "") in ("", "0"), dry_run=dry_run)
     if dry_run:
+        if trainer.dist.is_main:
+            click.echo(f"dry run: nothing written; the run folder would be {trainer.run_dir}")
         return
     if resume_dir:
         step = trainer.resume()

@@ -30,16 +30,20 @@ class AnimationLoss(nn.Module):
     paper, off by default).
 
     ``pixel_frames(T)`` says which frames must be rendered: the last one for the contrastive term, the first
-    one for LPIPS, both for the directional term; the latent terms read no pixels, so the trainer runs the
+    one for LPIPS (with ``lpips_frames="first_last"`` also the last: L_lpips is then the sum of both frames'
+    distances to the source, as in the official code), both for the directional term; the latent terms read no pixels, so the trainer runs the
     generator only on those.
     ``forward`` returns the weighted total and the unweighted terms (only those with non-zero weight).
     """
 
     def __init__(self, weights: LossWeights, contrastive: ContrastiveLoss | None = None,
                  lpips: LPIPSLoss | None = None, path_order: int = 2, reduction: str = "mean",
-                 directional: DirectionalLoss | None = None):
+                 directional: DirectionalLoss | None = None, lpips_frames: str = "first"):
         super().__init__()
+        if lpips_frames not in ("first", "first_last"):
+            raise ValueError(f"lpips_frames must be 'first' or 'first_last', got {lpips_frames!r}")
         self.weights = weights
+        self.lpips_frames = lpips_frames
         self.w_reg = WRegularization(reduction)
         self.path_reg = PathRegularization(path_order, reduction)
         self.first_last = FirstLastRegularization(reduction)
@@ -69,10 +73,14 @@ class AnimationLoss(nn.Module):
         if "contrastive" in self.active:
             frames.add(num_frames - 1)
         if "lpips" in self.active:
-            frames.add(0)
+            frames.update(self.lpips_frame_indices(num_frames))
         if "directional" in self.active:
             frames.update((0, num_frames - 1))
         return sorted(frames)
+
+    def lpips_frame_indices(self, num_frames: int) -> list[int]:
+        """The frames LPIPS compares with the source image."""
+        return [0, num_frames - 1] if self.lpips_frames == "first_last" else [0]
 
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, frames: dict[int, torch.Tensor], prompts: list[str],
                 source: torch.Tensor | None = None, rng: torch.Generator | None = None
@@ -94,7 +102,7 @@ class AnimationLoss(nn.Module):
         if "lpips" in active:
             if source is None:
                 raise ValueError("LPIPS needs the source image")
-            terms["lpips"] = self.lpips(frames[0], source)
+            terms["lpips"] = sum(self.lpips(frames[t], source) for t in self.lpips_frame_indices(T))
         if "directional" in active:
             terms["directional"] = self.directional(frames[0], frames[T - 1], prompts)
         total = sum(active[k] * v for k, v in terms.items())

@@ -10,16 +10,22 @@ _BACKBONE_FILE_PREFIX = {"alex": "alexnet-", "vgg": "vgg16-", "squeeze": "squeez
 
 
 class LPIPSLoss(nn.Module):
-    """LPIPS between the first frame and the source image (as the official code does).
+    """LPIPS distance between generated frames and the source image (section III-E).
+
+    Which frames are compared is the caller's choice (``AnimationLoss(lpips_frames=…)``): the first frame only
+    (this project's default), or the first and the last frame, each against the source, as the official code does
+    (``tools/dist_train.py``: one loss call on frame 1, one on frame T, both with the input image). ``size``: both
+    images are area-resized to ``size`` × ``size`` first (the official code pools frames to 224 px and feeds the
+    224 px CLIP input image); None compares them as given.
 
     The ``lpips`` package ships only its linear heads; the AlexNet/VGG backbone comes from torchvision's
     weight cache. Without those weights the term cannot be computed: ``available`` is False, a one-line
     warning says why, and the composite loss drops the term.
     """
 
-    def __init__(self, net: str = "alex"):
+    def __init__(self, net: str = "alex", size: int | None = None):
         super().__init__()
-        self.net, self.available, self.reason = net, False, ""
+        self.net, self.size, self.available, self.reason = net, size or None, False, ""
         self.model: nn.Module | None = None
         import importlib.util
         import os
@@ -55,7 +61,16 @@ class LPIPSLoss(nn.Module):
         """x, y: ``[B, 3, H, W]`` in [-1, 1] → mean LPIPS distance."""
         if not self.available or self.model is None:
             raise RuntimeError(self.reason)
+        if self.size is not None:
+            x, y = (resize_area(t, self.size) for t in (x, y))
         if min(x.shape[-2:]) < 64:  # the AlexNet/VGG trunks need ≥ 64 px to reach their deepest layer
             x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
             y = torch.nn.functional.interpolate(y, size=(64, 64), mode="bilinear", align_corners=False)
         return self.model(x, y).mean()
+
+
+def resize_area(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``[B, C, H, W]`` → ``[B, C, size, size]`` by area averaging (adaptive average pooling); unchanged if already so."""
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    return torch.nn.functional.adaptive_avg_pool2d(images, (size, size))

@@ -29,11 +29,13 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
-def next_run_dir(out_dir: str | os.PathLike, name: str) -> Path:
-    """``out_dir/00007-name`` with the next free number."""
+def next_run_dir(out_dir: str | os.PathLike, name: str, create: bool = True) -> Path:
+    """``out_dir/00007-name`` with the next free number; ``create=False`` (a dry run) only names it, creating
+    nothing (not even ``out_dir``)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    nums = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
+    nums = [int(m.group(1)) for p in (out.iterdir() if out.is_dir() else ()) if (m := re.match(r"(\d{5})-", p.name))]
     safe = re.sub(r"[^\w.-]+", "_", name)[:60] or "run"
     return out / f"{(max(nums) + 1) if nums else 0:05d}-{safe}"
 
@@ -46,19 +48,51 @@ def load_clip(spec, cache_dir: str | None):
     return CLIPEncoder.from_pretrained(str(spec), cache_dir=cache_dir)
 
 
+def ddp_needs_unused_parameter_search(cfg: TrainConfig) -> bool:
+    """Whether DDP must look for parameters that get no gradient (``find_unused_parameters``): a graph traversal
+    per step, and a warning from DDP when nothing is unused.
+
+    Every trainable parameter takes part in the codes w⁽¹⁾…w⁽ᵀ⁾ that every loss term reads: the encoders being
+    trained (E_t always, E_v in image mode) through z⁽¹⁾, H_v through w_s (image mode; training never passes
+    ``w_source``), H_t and M through the motion codes; frozen ones (E_v in latent mode, ``logit_scale``) are not
+    DDP's concern. The exception is M's W₃ with T = 2 training frames: h⁽²⁾ is computed but no later step reads it.
+    ``tests/test_training.py`` checks this rule against the gradients of real steps.
+    """
+    return cfg.num_frames < 3
+
+
+def save_run_config(cfg: TrainConfig, run_dir: Path) -> None:
+    """``run_dir/config.yaml``: the config with absolute paths; a prompt file is copied into the run folder
+    (``prompts.txt``, named relative to the config, so the folder can move) — ``--resume`` then works from any
+    working directory."""
+    import shutil
+
+    import yaml
+
+    data = cfg.to_dict()
+    if isinstance(cfg.prompts, str):
+        copy = run_dir / "prompts.txt"
+        if not (copy.exists() and os.path.samefile(cfg.prompts, copy)):
+            shutil.copyfile(cfg.prompts, copy)
+        data["prompts"] = copy.name
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 MetricsHook = Callable[[TrainConfig, Any, torch.device], Callable]  # (cfg, loss CLIP, device) -> hook
 
 
 def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: MetricsHook | None = None,
-                  progress: bool = True) -> Trainer:
+                  progress: bool = True, dry_run: bool = False) -> Trainer:
     """Everything a run needs from its config. ``metrics_hook`` builds the training-time metrics when
-    ``cfg.metrics_every`` is set (the caller's: the core knows no metrics); ``progress`` shows a progress bar."""
+    ``cfg.metrics_every`` is set (the caller's: the core knows no metrics); ``progress`` shows a progress bar.
+    ``dry_run``: build everything but write nothing (the trainer's ``run_dir`` is the folder a run would use)."""
     from faceanim.convert import load_generator
     from faceanim.data import ImageLatentDataset, SampledLatents, StepBatchSampler, load_prompts
     from faceanim.losses import AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss
     from faceanim.motion import LanguageGuidedAnimator, MotionConfig
 
     cfg.check_paths()
+    cfg = cfg.with_absolute_paths()
     device = pick_device(cfg.device)
     dist = init_distributed(device)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -81,7 +115,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
 
     lpips = None
     if cfg.loss.lpips:
-        lpips = LPIPSLoss()
+        lpips = LPIPSLoss(size=cfg.loss.lpips_size or None)
         if not lpips.available and dist.is_main:
             print(f"faceanim: note: {lpips.reason}")
         lpips = lpips.to(device)
@@ -91,7 +125,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
                                    form=cfg.loss.contrastive_form)
                    if cfg.loss.contrastive or cfg.loss.directional else None)
     directional = DirectionalLoss(contrastive, cfg.loss.neutral_prompt) if cfg.loss.directional else None
-    loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction, directional)
+    loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction, directional,
+                         lpips_frames=cfg.loss.lpips_frames)
 
     groups = animator.parameter_groups(cfg.lr_encoder, cfg.lr_mapper, cfg.lr_recurrent, cfg.train_visual_encoder,
                                        cfg.train_text_encoder)
@@ -109,10 +144,10 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         train_module = DDP(animator, device_ids=[device.index] if device.type == "cuda" else None,
-                           find_unused_parameters=True)
+                           find_unused_parameters=ddp_needs_unused_parameter_search(cfg))
 
     if run_dir is None:
-        run_dir = next_run_dir(cfg.out_dir, cfg.name) if dist.is_main else None
+        run_dir = next_run_dir(cfg.out_dir, cfg.name, create=not dry_run) if dist.is_main else None
         if dist.world_size > 1:
             import torch.distributed as tdist
 
@@ -120,11 +155,9 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
             tdist.broadcast_object_list(holder, src=0)
             run_dir = Path(holder[0])
     run_dir = Path(run_dir)
-    if dist.is_main:
-        import yaml
-
+    if dist.is_main and not dry_run:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        save_run_config(cfg, run_dir)
     metrics = None
     if cfg.metrics_every and dist.is_main:
         if metrics_hook is None:

@@ -11,6 +11,9 @@ from typing import Any
 from faceanim.data.prompts import DEFAULT_TEMPLATE
 from faceanim.errors import FaceanimError
 
+LPIPS_FRAMES = ("first", "first_last")
+PATH_KEYS = ("generator", "images", "latents", "evaluator", "clip_cache", "prompts", "cond_clip", "loss_clip")
+
 
 @dataclass
 class LossConfig:
@@ -18,6 +21,10 @@ class LossConfig:
     path_reg: float = 1.0         # λ_path-reg (eq. 10)
     contrastive: float = 0.5      # λ_cont (eq. 11)
     lpips: float = 1.0            # λ_lpips (disabled with a message when LPIPS weights are absent)
+    lpips_frames: str = "first"   # frames LPIPS compares with the source: "first", or "first_last" (the official
+                                  # code: the first and the last frame, each a term of weight λ_lpips)
+    lpips_size: int = 0           # compare at this size (px, area-resized; the official code: 224); 0: the
+                                  # generator's resolution
     path_order: int = 2           # 2 = eq. 10; 1 = first-order ablation (IV-D)
     reduction: str = "mean"       # "mean" (official MSE, the paper's weights) or "sum" (the equations' Σ‖·‖²)
     temperature: float = 0.07     # τ of eq. 11
@@ -69,12 +76,19 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 500
     sample_frames: int = 16
+    sample_size: int = 256                    # frame size (px) in the sample grid PNG (0: the generator's resolution)
+    render_batch_size: int = 8                # frames per generator call when rendering samples and metric videos
+                                              # (as the pipeline's batch_size): bounds their memory at any resolution
     metrics_every: int = 0                    # every N steps: the registered metrics (faceanim.evaluation) on fixed
                                               # videos → metrics.jsonl and TensorBoard (0: off)
     metrics_videos: int = 8                   # videos scored each time: distinct sources × the prompts in turn
     evaluator: str | None = None              # ToonEvaluator folder: ground-truth metrics while training (ToonFace)
     checkpoint_every: int = 100
     device: str = "auto"                      # auto | cpu | cuda | mps
+    activation_checkpointing: Any = "auto"    # re-render the frozen synthesis in the backward pass, one image at a
+                                              # time, instead of keeping its activations (≈ one more forward pass per
+                                              # step, a fraction of the memory): true | false | "auto" (on from
+                                              # 512 px, where the activations take GiBs per image)
     save_rank_weights: bool = False           # debug/tests: every rank writes its final weights
 
     @classmethod
@@ -133,6 +147,16 @@ class TrainConfig:
             raise FaceanimError(f"loss.views must be between 0 (off) and 64, got {self.loss.views}")
         if not self.loss.directional >= 0:
             raise FaceanimError(f"loss.directional must be ≥ 0 (0 = off), got {self.loss.directional}")
+        if self.loss.lpips_frames not in LPIPS_FRAMES:
+            raise FaceanimError(f"loss.lpips_frames must be one of {', '.join(LPIPS_FRAMES)}, "
+                                f"got {self.loss.lpips_frames!r}")
+        if not (isinstance(self.loss.lpips_size, int) and self.loss.lpips_size >= 0):
+            raise FaceanimError(f"loss.lpips_size must be a size in px or 0 (the generator's), got {self.loss.lpips_size!r}")
+        if self.activation_checkpointing not in (True, False, "auto"):
+            raise FaceanimError("activation_checkpointing must be true, false or auto, "
+                                f"got {self.activation_checkpointing!r}")
+        if self.render_batch_size < 1 or self.sample_size < 0:
+            raise FaceanimError("render_batch_size must be ≥ 1 and sample_size ≥ 0 (0: the generator's resolution)")
         if self.mode == "image" and not (self.images and self.latents):
             raise FaceanimError("image mode needs `images` (a folder) and `latents` (their inverted codes)")
 
@@ -149,6 +173,22 @@ class TrainConfig:
         for key, value in named.items():
             if value and not Path(value).exists():
                 raise FaceanimError(f"config key `{key}`: no such file or folder: {value}")
+
+    def uses_checkpointing(self, resolution: int) -> bool:
+        """Whether the synthesis is checkpointed in training at this generator resolution."""
+        if self.activation_checkpointing == "auto":
+            return resolution >= 512
+        return bool(self.activation_checkpointing)
+
+    def with_absolute_paths(self) -> "TrainConfig":
+        """A copy whose relative paths are absolute (resolved against the working directory, where they exist; the
+        output folder always): the run's saved config then works from any directory (``train --resume``)."""
+        changes: dict[str, Any] = {"out_dir": os.path.abspath(self.out_dir)}
+        for key in PATH_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, str) and value and not os.path.isabs(value) and Path(value).exists():
+                changes[key] = os.path.abspath(value)
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import torch
 from torch import nn
 
 from faceanim.losses.animation import AnimationLoss
+from faceanim.losses.lpips import resize_area
+from faceanim.models.stylegan2.synthesis import synthesize_checkpointed
 from faceanim.motion.model import LanguageGuidedAnimator
 from faceanim.training.checkpoint import load_checkpoint, save_checkpoint
 from faceanim.training.config import TrainConfig
@@ -34,10 +37,13 @@ class Trainer:
 
     1. batch k: B sources (images + w_inv, or sampled w_s) and B distinct prompts (``StepBatchSampler``);
     2. the animator produces w⁽¹⁾…w⁽ᵀ⁾ (h⁽¹⁾ drawn from a generator seeded by (seed, k, rank));
-    3. the frozen generator renders only the frames a pixel loss reads (``loss.pixel_frames``);
+    3. the frozen generator renders only the frames a pixel loss reads (``loss.pixel_frames``), with activation
+       checkpointing where configured (``TrainConfig.activation_checkpointing``);
     4. the loss returns named terms and their weighted total; Adam steps.
 
-    Everything random is a function of (seed, step, rank), so ``resume`` continues exactly.
+    Everything random is a function of (seed, step, rank), so ``resume`` continues exactly. At the last step the
+    checkpoint and ``motion_model/`` are written before the optional samples and metrics, which render in chunks
+    of ``render_batch_size`` frames; a failure there is reported as a warning and does not end the run.
     """
 
     def __init__(self, config: TrainConfig, animator: LanguageGuidedAnimator, generator: nn.Module,
@@ -53,6 +59,7 @@ class Trainer:
         self.metrics = metrics
         self.progress = progress
         self.step = 0
+        self.checkpointing = config.uses_checkpointing(generator.img_resolution)
         self.writer = None
         self.history: list[dict[str, float]] = []
 
@@ -70,8 +77,25 @@ class Trainer:
         return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank)
 
     def render(self, ws: torch.Tensor) -> torch.Tensor:
-        """W+ ``[N, num_ws, w_dim]`` → frames through the frozen generator (gradients flow to ws)."""
+        """W+ ``[N, num_ws, w_dim]`` → frames through the frozen generator (gradients flow to ws; with
+        ``self.checkpointing`` the synthesis keeps no activations and renders each image again in the backward)."""
+        if self.checkpointing and torch.is_grad_enabled() and ws.requires_grad:
+            return synthesize_checkpointed(self.G.synthesis, ws, chunk=1, noise_mode="const")
         return self.G.synthesis(ws, noise_mode="const")
+
+    @torch.no_grad()
+    def render_frames(self, ws: torch.Tensor, size: int | None = None) -> torch.Tensor:
+        """W+ of videos ``[B, T, num_ws, w_dim]`` → frames ``[B, T, 3, H, W]`` without gradients, in generator calls
+        of ``render_batch_size`` frames; ``size``: each chunk is area-resized to that many px at once."""
+        B, T = ws.shape[:2]
+        flat = ws.reshape(B * T, *ws.shape[2:])
+        step = self.cfg.render_batch_size
+        chunks = []
+        for i in range(0, flat.shape[0], step):
+            imgs = self.G.synthesis(flat[i:i + step], noise_mode="const")
+            chunks.append(resize_area(imgs, size) if size else imgs)
+        frames = torch.cat(chunks)
+        return frames.reshape(B, T, *frames.shape[1:])
 
     # -- one step ------------------------------------------------------------------------------------------------
     def _forward(self, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -90,11 +114,12 @@ class Trainer:
             frames = {t: imgs[:, j] for j, t in enumerate(needed)}
         source = None
         if "lpips" in self.loss.active:
+            size = self.loss.lpips.size or frames[0].shape[-1]  # the LPIPS module resizes frames to its size
             if batch.get("image") is not None:
-                source = torch.nn.functional.interpolate(batch["image"], size=frames[0].shape[-2:], mode="area")
+                source = resize_area(batch["image"], size)
             else:
                 with torch.no_grad():
-                    source = self.render(out.w_s.detach())
+                    source = resize_area(self.render(out.w_s.detach()), size)
         views = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank + 7_919)
         return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, rng=views)
 
@@ -142,6 +167,7 @@ class Trainer:
                        disable=not self.progress)
             self._open_writer()
         self.animator.train()
+        saved_final = False
         while self.step < steps:
             report = self.train_step(self.step)
             self.step += 1
@@ -149,15 +175,19 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in report.items()}, refresh=False)
+            last = self.step == steps
             if self.dist.is_main:
                 self._log(report)
-                if self.step % self.cfg.checkpoint_every == 0 or self.step == steps:
+                if self.step % self.cfg.checkpoint_every == 0 or last:
                     self.save()
-                if self.cfg.sample_every and (self.step % self.cfg.sample_every == 0 or self.step == steps):
-                    self.write_samples()
+                if last:  # the result first: the optional outputs below may fail (memory) without losing it
+                    self.save_motion_model()
+                    saved_final = True
+                if self.cfg.sample_every and (self.step % self.cfg.sample_every == 0 or last):
+                    self._optional("samples", self.write_samples)
                 if self.metrics is not None and self.cfg.metrics_every and (
-                        self.step % self.cfg.metrics_every == 0 or self.step == steps):
-                    self.log_metrics()
+                        self.step % self.cfg.metrics_every == 0 or last):
+                    self._optional("metrics", self.log_metrics)
             if not math.isfinite(report["loss"]):
                 raise FloatingPointError(f"loss became {report['loss']} at step {self.step}")
         if bar is not None:
@@ -168,11 +198,27 @@ class Trainer:
             save_safetensors({k: v.detach().cpu().contiguous() for k, v in self.animator.state_dict().items()},
                              self.run_dir / f"final_rank{self.dist.rank}.safetensors")
         if self.dist.is_main:
-            self.animator.eval()
-            self.animator.save_pretrained(self.run_dir / "motion_model")
+            if not saved_final:  # no step run (resumed at or past ``steps``)
+                self.save_motion_model()
             if self.writer is not None:
                 self.writer.close()
         return self.history
+
+    def save_motion_model(self) -> Path:
+        """``run_dir/motion_model``: the trained M, H_v, H_t and conditioning CLIP, as a bundle takes them."""
+        was_training = self.animator.training
+        self.animator.eval()
+        folder = self.animator.save_pretrained(self.run_dir / "motion_model")
+        self.animator.train(was_training)
+        return Path(folder)
+
+    def _optional(self, what: str, fn) -> None:
+        """Run an optional output (samples, metrics); a failure is a one-line warning, not the end of the run."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 — e.g. out of memory: the weights are saved, training goes on
+            print(f"faceanim: warning: {what} at step {self.step} failed ({type(exc).__name__}: {exc})",
+                  file=sys.stderr)
 
     # -- bookkeeping (rank 0) ----------------------------------------------------------------------------------
     def _open_writer(self) -> None:
@@ -206,10 +252,9 @@ class Trainer:
         return self.step
 
     @torch.no_grad()
-    def sample_videos(self, n: int, distinct_sources: bool = False) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-        """(prompts, frames ``[B, T, 3, H, W]``, W+ ``[B, T, num_ws, w_dim]``) of fixed videos: the first ``n``
-        prompts (in turn) on one source, or on ``n`` distinct sources; ``sample_frames`` frames with the inference
-        schedule and fixed motion noise."""
+    def sample_codes(self, n: int, distinct_sources: bool = False) -> tuple[list[str], torch.Tensor]:
+        """(prompts, W+ ``[n, T, num_ws, w_dim]``) of fixed videos: the first ``n`` prompts (in turn) on one source,
+        or on ``n`` distinct sources; ``sample_frames`` frames with the inference schedule and fixed motion noise."""
         was_training = self.animator.training
         self.animator.eval()
         prompts = [self.prompts[i % len(self.prompts)] for i in range(n)]
@@ -217,16 +262,23 @@ class Trainer:
         out = self.animator(prompts, self.cfg.sample_frames, image=batch.get("image"), w_inv=batch.get("w_inv"),
                             w_source=batch.get("w_source"), decay=True, rng=torch.Generator().manual_seed(0))
         out = self._anchored(out)
-        B, T = out.ws.shape[:2]
-        frames = self.render(out.ws.reshape(B * T, *out.ws.shape[2:])).reshape(B, T, 3, *self._res())
         self.animator.train(was_training)
-        return prompts, frames, out.ws
+        return prompts, out.ws
+
+    def sample_videos(self, n: int, distinct_sources: bool = False,
+                      size: int | None = None) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        """(prompts, frames ``[n, T, 3, H, W]``, W+ ``[n, T, num_ws, w_dim]``) of the videos of
+        :meth:`sample_codes`, rendered in chunks (``size``: frames area-resized to that many px)."""
+        prompts, ws = self.sample_codes(n, distinct_sources)
+        return prompts, self.render_frames(ws, size), ws
 
     def write_samples(self, count: int = 4) -> Path | None:
-        """A grid PNG (rows: sources × prompts, columns: frames with the inference schedule) + TensorBoard image."""
+        """A grid PNG (rows: sources × prompts, columns: frames with the inference schedule, ``sample_size`` px)
+        + TensorBoard image."""
         from faceanim.utils.images import save_grid
 
-        _, frames, _ = self.sample_videos(min(count, len(self.prompts)))
+        size = min(self.cfg.sample_size or self.G.img_resolution, self.G.img_resolution)
+        _, frames, _ = self.sample_videos(min(count, len(self.prompts)), size=size)
         path = self.run_dir / "samples" / f"step{self.step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid = save_grid(frames, path)
@@ -235,18 +287,22 @@ class Trainer:
         return path
 
     def log_metrics(self) -> dict[str, float]:
-        """The metrics hook on ``metrics_videos`` fixed videos (distinct sources) → metrics.jsonl, TensorBoard."""
-        prompts, frames, ws = self.sample_videos(self.cfg.metrics_videos, distinct_sources=True)
-        values = self.metrics(frames, ws, prompts)
+        """The metrics hook on ``metrics_videos`` fixed videos (distinct sources) → metrics.jsonl, TensorBoard.
+        One video at a time is rendered and scored (the hook's values are per-video means, averaged here over the
+        videos that give each one), so memory holds one video's frames at any resolution."""
+        prompts, ws = self.sample_codes(self.cfg.metrics_videos, distinct_sources=True)
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for b, prompt in enumerate(prompts):
+            for k, v in self.metrics(self.render_frames(ws[b:b + 1]), ws[b:b + 1], [prompt]).items():
+                sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
+        values = {k: sums[k] / counts[k] for k in sums}
         append_jsonl(self.run_dir / "metrics.jsonl", {"step": self.step, **values})
         if self.writer is not None:
             for k, v in values.items():
                 self.writer.add_scalar(f"metrics/{k}", v, self.step)
         return values
-
-    def _res(self) -> tuple[int, int]:
-        r = self.G.img_resolution
-        return r, r
 
     def _fixed_sample_batch(self, n: int, distinct_sources: bool = False) -> dict:
         items = [i % len(self.source) for i in range(n)] if distinct_sources else [0] * n

@@ -2,5 +2,6 @@
 
 from faceanim.models.stylegan2.config import GeneratorConfig
 from faceanim.models.stylegan2.generator import Generator
+from faceanim.models.stylegan2.synthesis import synthesize_checkpointed
 
-__all__ = ["Generator", "GeneratorConfig"]
+__all__ = ["Generator", "GeneratorConfig", "synthesize_checkpointed"]

@@ -140,3 +140,24 @@ class SynthesisNetwork(nn.Module):
             x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + 1), noise_mode, rng)
             w_idx += block.num_conv
         return img
+
+
+def synthesize_checkpointed(synthesis: nn.Module, ws: torch.Tensor, chunk: int = 1,
+                            noise_mode: str = "const") -> torch.Tensor:
+    """``synthesis(ws)`` with activation checkpointing, for training through a frozen generator.
+
+    The W+ codes ``[N, num_ws, w_dim]`` go through in chunks of ``chunk`` images; each chunk keeps only its codes and
+    its output image for the backward pass, which renders the chunk once more with its activations
+    (``torch.utils.checkpoint``, non-reentrant). Peak activation memory is that of ``chunk`` images instead of all
+    ``N`` (at 1024 px several GiB per image), for one extra forward pass per step. The gradients are those of the
+    plain call. ``noise_mode="random"`` is refused: the second rendering would draw other noise.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    if noise_mode == "random":
+        raise ValueError("activation checkpointing needs deterministic noise (noise_mode 'const' or 'none')")
+    if chunk < 1:
+        raise ValueError(f"chunk must be ≥ 1, got {chunk}")
+    outs = [checkpoint(synthesis, ws[i:i + chunk], noise_mode, use_reentrant=False)
+            for i in range(0, ws.shape[0], chunk)]
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
