@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from faceanim.cli.options import InputPath
+from faceanim.cli.options import ARCH_HELP, InputPath
 
 
 @click.group()
@@ -18,8 +18,9 @@ def bundle() -> None:
 @click.option("--motion", required=True, type=InputPath(file_okay=False),
               help="Trained motion model folder (a run's motion_model/).")
 @click.option("--loss-clip", default=None, help="CLIP of the contrastive loss (path or cache name), for evaluation.")
-@click.option("--encoder", default=None, type=InputPath(file_okay=False),
-              help="Optional inversion encoder folder (e4e) for real photos.")
+@click.option("--clip-arch", default=None, metavar="ARCH", help=ARCH_HELP)
+@click.option("--encoder", default=None, type=InputPath(),
+              help="Optional inversion encoder for real photos: e4e_ffhq_encode.pt (converted) or a native e4e folder.")
 @click.option("--name", default=None, help="Bundle name [default: the folder name].")
 @click.option("--fps", default=10, show_default=True, type=click.IntRange(1, 120), help="Default frames per second.")
 @click.option("--truncation-psi", default=0.7, show_default=True, help="Truncation of faces sampled from a seed.")
@@ -27,8 +28,8 @@ def bundle() -> None:
               help="How photos become crops: FFHQ alignment (dlib), the centred square, or as they are.")
 @click.option("--model-card", type=InputPath(dir_okay=False), default=None, help="Markdown model card.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-def bundle_create(out, generator, motion, loss_clip, encoder, name, fps, truncation_psi, alignment, model_card,
-                  force) -> None:
+def bundle_create(out, generator, motion, loss_clip, clip_arch, encoder, name, fps, truncation_psi, alignment,
+                  model_card, force) -> None:
     """Assemble a bundle folder OUT, e.g. a converted FFHQ generator + a motion model trained on it."""
     from pathlib import Path
 
@@ -36,8 +37,12 @@ def bundle_create(out, generator, motion, loss_clip, encoder, name, fps, truncat
 
     info = BundleInfo(name=name or Path(out).name, fps=fps, truncation_psi=truncation_psi, alignment=alignment)
     card = Path(model_card).read_text() if model_card else None
-    create_bundle(out, info, generator, motion, loss_clip, encoder, card, overwrite=force)
+    notes: list[str] = []
+    create_bundle(out, info, generator, motion, loss_clip, encoder, card, overwrite=force, clip_arch=clip_arch,
+                  notes=notes)
     click.echo(Bundle.open(out).describe())
+    for note in notes:
+        click.echo(f"  {note}")
 
 
 @click.command()

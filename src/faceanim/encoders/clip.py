@@ -183,7 +183,7 @@ class CLIPEncoder(nn.Module):
                 - a bare name ("RN50", "ViT-B-32", "ViT-B/32") looked up as ``<name>.pt`` or folder
                   ``<name>/`` in ``cache_dir`` (default :func:`default_cache_dir`); the name finds the file, it does
                   not choose the activation.
-            arch: see :data:`ARCH_HELP`: an open_clip architecture ("ViT-B-32": its own activation unless the file
+            arch: an open_clip architecture ("ViT-B-32": its own activation unless the file
                 tells; "ViT-B-32-quickgelu": QuickGELU), or just the activation ("quickgelu" / "gelu", the
                 architecture read from the weights). The choice made is in :attr:`origin`.
             cache_dir: where bare names are looked up.
@@ -426,9 +426,6 @@ def _tell_from_layout(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
 
 
 ACTIVATIONS = {"quickgelu": True, "gelu": False}
-ARCH_HELP = ("CLIP architecture for checkpoint files: an open_clip name (RN50, ViT-B-32; add -quickgelu for "
-             "QuickGELU) or only the activation (quickgelu | gelu). [default: from the file's contents; OpenAI "
-             "archives: QuickGELU]")
 
 
 def _describe_choice(config: "CLIPConfig") -> str:
