@@ -62,6 +62,7 @@ def photo_bundle(tmp_path_factory) -> Path:
     (["-p", "x" * 5000], "characters"),
     (["-p", "smiling", "--seed", "0-3"], "{seed}"),
     (["-p", "smiling", "--device", "tpu"], "--device"),
+    (["-p", "smiling", "--encoder", "e4e_ffhq_encode.pt"], "no such file: e4e_ffhq_encode.pt"),
 ])
 def test_animate_mistakes_are_reported_fast_without_torch(tmp_path, args, needle):
     seconds, code, err, heavy = _run(["animate", *args], tmp_path)
@@ -71,9 +72,13 @@ def test_animate_mistakes_are_reported_fast_without_torch(tmp_path, args, needle
     assert list(tmp_path.iterdir()) == []
 
 
-def test_image_mode_bundle_without_a_photo_is_refused_before_loading(tmp_path, photo_bundle):
-    seconds, code, err, heavy = _run(["animate", "-p", "smiling", "-b", str(photo_bundle), "--seed", "3"], tmp_path)
-    assert code == 2 and "animates photos" in err and not heavy
+@pytest.mark.parametrize("source", [["--seed", "3"], ["--latent", "code.safetensors"]], ids=["seed", "latent"])
+def test_image_mode_bundle_without_a_photo_is_refused_before_loading(tmp_path, photo_bundle, source):
+    """Issue 17 point 12: said in a Python start, with what the bundle needs (a photo, and how it is inverted)."""
+    (tmp_path / "code.safetensors").write_bytes(b"not read")  # refused before any file is read
+    seconds, code, err, heavy = _run(["animate", "-p", "smiling", "-b", str(photo_bundle), *source], tmp_path)
+    assert code == 2 and "animates photos" in err and "give IMAGE" in err and "--encoder" in err, err
+    assert not heavy and err.count("\n") == 0
     assert seconds <= LIMIT_S, f"{seconds:.2f} s"
 
 

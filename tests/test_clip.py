@@ -110,6 +110,7 @@ def test_openai_archive_matches_references(archive):
     kind, model, path = archive
     enc = CLIPEncoder.from_pretrained(path)
     assert enc.config == dataclasses.replace(tiny_config(kind), name=path.stem)
+    assert enc.origin == f"CLIP {path.stem}, QuickGELU (from the OpenAI archive: its QuickGELU modules)"
     assert (enc.embed_dim, enc.image_size, enc.context_length) == (32, VISION_CFGS[kind]["image_size"], CONTEXT)
 
     torch.manual_seed(0)
@@ -183,10 +184,63 @@ def test_state_dict_in_openai_layout_loads_in_fp32(encoder, tmp_path, fmt):
     else:
         path = tmp_path / "finetuned.safetensors"
         save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
-    loaded = CLIPEncoder.from_pretrained(path)
-    assert loaded.config.vision_cfg == VISION_CFGS["rn"]
+    with pytest.raises(CheckpointError) as exc:  # nothing in it tells GELU from QuickGELU
+        CLIPEncoder.from_pretrained(path)
+    assert "does not tell its CLIP activation" in one_line(exc) and "--clip-arch" in str(exc.value)
+    loaded = CLIPEncoder.from_pretrained(path, arch="quickgelu")
+    assert loaded.config.vision_cfg == VISION_CFGS["rn"] and loaded.config.quick_gelu
+    assert loaded.origin == "CLIP finetuned, QuickGELU (as asked; architecture read from the weights)"
     for k, v in sd.items():
         assert torch.equal(loaded.model.state_dict()[k], v), k
+
+
+def _gelu_twin(model: open_clip.model.CLIP, kind: str) -> open_clip.model.CLIP:
+    """The same weights in a GELU CLIP (what LAION-trained open_clip checkpoints use)."""
+    twin = open_clip.model.CLIP(embed_dim=32, vision_cfg=VISION_CFGS[kind], text_cfg=TEXT_CFG, quick_gelu=False)
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
+@torch.no_grad()
+def test_openai_state_dict_named_rn50_gets_quickgelu(tmp_path):
+    """Issue 17 point 10: an OpenAI-layout state dict found by the name RN50 (which open_clip's config calls GELU)
+    gets QuickGELU, told by the file's OpenAI entries, and says so."""
+    model = random_open_clip("rn", seed=3, fp16_exact=False)
+    sd = {**model.state_dict(), "input_resolution": torch.tensor(64), "context_length": torch.tensor(CONTEXT),
+          "vocab_size": torch.tensor(49408)}
+    (tmp_path / "clip").mkdir()
+    torch.save(sd, tmp_path / "clip" / "RN50.pt")
+    enc = CLIPEncoder.from_pretrained("RN50", cache_dir=tmp_path / "clip")
+    assert enc.config.quick_gelu and enc.config.vision_cfg == VISION_CFGS["rn"]
+    assert enc.origin == ("CLIP RN50, QuickGELU (from the OpenAI state dict: its input_resolution/context_length/"
+                          "vocab_size entries)")
+    sentences = ["The person is smiling.", "The person is crying."]
+    ours = enc.encode_text(sentences, template=None)  # the text transformer is where the activation acts
+    assert torch.allclose(ours, reference_text_features(model, sentences), atol=1e-5)
+    assert not torch.allclose(ours, reference_text_features(_gelu_twin(model, "rn"), sentences), atol=1e-5)
+
+
+@torch.no_grad()
+def test_open_clip_checkpoint_with_explicit_arch_gets_what_was_asked(tmp_path):
+    """An open_clip checkpoint (no OpenAI entries) given by path: arch decides, by name or by activation alone."""
+    model = random_open_clip("vit", seed=4, fp16_exact=False)
+    gelu = _gelu_twin(model, "vit")
+    path = tmp_path / "laion.pt"
+    torch.save(model.state_dict(), path)
+    for name, quick in (("faceanim-gelu-vit", False), ("faceanim-gelu-vit-quickgelu", True)):
+        cfg = {"embed_dim": 32, "vision_cfg": VISION_CFGS["vit"], "text_cfg": TEXT_CFG, **({"quick_gelu": True} if quick else {})}
+        (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path)
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    for arch, reference, label in (("faceanim-gelu-vit", gelu, "GELU"), ("gelu", gelu, "GELU"),
+                                   ("faceanim-gelu-vit-quickgelu", model, "QuickGELU"), ("quickgelu", model, "QuickGELU")):
+        enc = CLIPEncoder.from_pretrained(path, arch=arch)
+        assert enc.config.quick_gelu == (label == "QuickGELU") and f", {label} (as asked" in enc.origin, enc.origin
+        assert torch.allclose(enc.encode_image(images), reference_image_features(reference, images), atol=1e-5), arch
+    spec = CLIPEncoder.from_spec({"path": str(path), "arch": "gelu"})  # the YAML form
+    assert not spec.config.quick_gelu
+    with pytest.raises(FaceanimError, match="unknown keys"):
+        CLIPEncoder.from_spec({"path": str(path), "activation": "gelu"})
 
 
 def test_custom_config_build_and_open_clip_configs():

@@ -274,3 +274,20 @@ def test_truncated_file(official, tmp_path):
 def test_missing_folder_and_wrong_kind(tmp_path):
     with pytest.raises(CheckpointError):
         E4EInverter.from_pretrained(tmp_path / "nope")
+
+
+def write_official_e4e(path, stylegan_size: int = 16, seed: int = 0, decoder: dict | None = None,
+                       hollow_encoder: bool = False):
+    """An e4e ``.pt`` exactly as the official training writes it (``state_dict`` with ``encoder.*`` and, if given,
+    a rosinality ``decoder.*``, ``opts`` as an argparse.Namespace, ``latent_avg`` [n_styles, 512]) for a generator
+    of ``stylegan_size`` px; random encoder weights (or hollow ones: right shapes, a few bytes)."""
+    spec = official_spec(stylegan_size)
+    encoder = hollow(spec) if hollow_encoder else random_weights(spec, seed)
+    n_styles = 2 * int(math.log2(stylegan_size)) - 2
+    latent_avg = torch.randn(n_styles, 512, generator=torch.Generator().manual_seed(seed + 1))
+    opts = argparse.Namespace(encoder_type="Encoder4Editing", stylegan_size=stylegan_size,
+                              start_from_latent_avg=True, checkpoint_path=None)
+    state = {f"encoder.{k}": v for k, v in encoder.items()}
+    state.update({f"decoder.{k}": v for k, v in (decoder or {}).items()})
+    torch.save({"state_dict": state, "opts": opts, "latent_avg": latent_avg}, path)
+    return path

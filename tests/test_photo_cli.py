@@ -183,7 +183,7 @@ def test_bad_encoders_and_options(bundle, crop, tmp_path, capsys):
     bad = [
         (["--encoder", str(truncated)], "truncated"),
         (["--encoder", str(bundle / "generator")], "expected 'e4e-encoder'"),
-        (["--encoder", str(tmp_path / "nope.pt")], "not found"),
+        (["--encoder", str(tmp_path / "nope.pt")], "no such file"),
         (["--method", "e4e"], "needs an encoder"),
         (["--steps", "0"], "--steps must be between"),
         (["--reconstruction", str(tmp_path / "r.bmp")], "--reconstruction"),

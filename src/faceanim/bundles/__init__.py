@@ -4,7 +4,7 @@
     generator/           StyleGAN2 (native)
     motion/              motion model (M, H_v, H_t) with its conditioning CLIP in motion/clip/
     loss_clip/           the CLIP of the contrastive loss (for training, evaluation and text–video scores)
-    encoder/             optional inversion encoder (e4e), for real photos
+    encoder/             optional inversion encoder (e4e, native; from e4e_ffhq_encode.pt), for real photos
     MODEL_CARD.md        how the bundle was made and what it measures
 
 Bundles are found by path, or by name among the bundles shipped in the package (``toonface``) and those in
@@ -69,13 +69,28 @@ def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "bundle.json").is_file():
-            raise FaceanimError(f"{path} is not a faceanim bundle (no bundle.json)")
+            raise FaceanimError(f"{path} is not a faceanim bundle (no bundle.json){_what_it_is(path)}")
         return path
     found = available_bundles()
     if spec in found:
         return found[spec]
     names = ", ".join(found) or "none installed"
     raise FaceanimError(f"unknown bundle {spec!r} (available: {names}; or give a bundle folder path)")
+
+
+def _what_it_is(folder: Path) -> str:
+    """A hint when a folder given as a bundle is a single converted model (read from its config.json, no torch)."""
+    try:
+        kind = json.loads((folder / "config.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    hints = {
+        "stylegan2-generator": ": it is a converted generator; give it with -g/--generator (faceanim invert), or "
+                               "assemble a bundle with `faceanim bundle create`",
+        "e4e-encoder": ": it is a converted e4e encoder; give it with --encoder",
+        "motion-model": ": it is a motion model; assemble a bundle with `faceanim bundle create --motion`",
+    }
+    return hints.get(kind, "")
 
 
 # Where each component lives when bundle.json does not say (cond_clip: the motion model's own CLIP).
@@ -154,6 +169,11 @@ class Bundle:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{path} is unreadable or names no img_resolution ({exc})") from None
 
+    @property
+    def generator_num_ws(self) -> int:
+        """How many W+ codes the generator takes (2·log2(resolution) − 2; 18 at 1024 px), without loading it."""
+        return 2 * (self.generator_resolution.bit_length() - 1) - 2
+
     def describe(self) -> str:
         return describe_bundle(self.folder)
 
@@ -186,19 +206,31 @@ def read_bundle_info(folder: str | os.PathLike) -> BundleInfo:
 
 def create_bundle(out: str | os.PathLike, info: BundleInfo, generator: str | os.PathLike, motion: str | os.PathLike,
                   loss_clip: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,
-                  model_card: str | None = None, overwrite: bool = False) -> Path:
-    """Assemble a bundle folder from component folders (native format; convert checkpoints first).
+                  model_card: str | None = None, overwrite: bool = False, clip_arch: str | None = None,
+                  notes: list[str] | None = None) -> Path:
+    """Assemble a bundle folder from component folders or files; returns ``out``.
 
-    The generator may also be any checkpoint ``faceanim convert`` reads; it is converted on the way in.
+    The generator may be any checkpoint ``faceanim convert`` reads, the encoder an official e4e ``.pt`` (e.g.
+    ``e4e_ffhq_encode.pt``) or a native e4e folder, the loss CLIP any file :meth:`CLIPEncoder.from_pretrained`
+    reads (``clip_arch`` as its ``arch``): files are converted on the way in. ``notes`` (if given) receives one
+    line per choice made (the CLIP's activation and why, the encoder's conversion).
     """
     from faceanim.convert import load_generator
     from faceanim.motion.model import LanguageGuidedAnimator
     from faceanim.utils.io import atomic_dir
 
     out = Path(out)
+    notes = notes if notes is not None else []
     if out.exists() and not overwrite:
         raise FaceanimError(f"{out} already exists (use --force to replace it)")
+    if encoder is not None:  # a mismatch is one line before anything heavy is read
+        from faceanim.inversion.e4e import encoder_config
+
+        n_styles = encoder_config(encoder).n_styles
     G, _, fmt = load_generator(generator)
+    if encoder is not None and n_styles != G.num_ws:
+        raise FaceanimError(f"the encoder {encoder} writes {n_styles} W+ codes but the generator takes {G.num_ws} "
+                            f"(an encoder trained for another generator)")
     animator = LanguageGuidedAnimator.from_pretrained(motion)
     if animator.config.num_ws != G.num_ws or animator.config.w_dim != G.w_dim:
         raise FaceanimError(f"motion model writes W+ {animator.config.num_ws}×{animator.config.w_dim} but the generator "
@@ -212,10 +244,18 @@ def create_bundle(out: str | os.PathLike, info: BundleInfo, generator: str | os.
         if loss_clip is not None:
             from faceanim.encoders.clip import CLIPEncoder
 
-            CLIPEncoder.from_pretrained(str(loss_clip)).save_pretrained(tmp / "loss_clip")
+            clip = CLIPEncoder.from_pretrained(str(loss_clip), arch=clip_arch)
+            clip.save_pretrained(tmp / "loss_clip")
+            notes.append(f"loss CLIP: {clip.origin}")
             components["loss_clip"] = "loss_clip"
         if encoder is not None:
-            shutil.copytree(encoder, tmp / "encoder")
+            if Path(encoder).is_dir():
+                shutil.copytree(encoder, tmp / "encoder")
+            else:
+                from faceanim.inversion.e4e import load_e4e
+
+                load_e4e(encoder).save_pretrained(tmp / "encoder")
+                notes.append(f"encoder: converted the e4e encoder of {encoder} (its generator left out)")
             components["encoder"] = "encoder"
         info.components = components
         (tmp / "bundle.json").write_text(json.dumps({"kind": KIND, **asdict(info)}, indent=2) + "\n")
@@ -246,7 +286,8 @@ def describe_bundle(folder: str | os.PathLike) -> str:
             elif cfg.get("kind") == "e4e-encoder":
                 detail = f"e4e encoder (IR-SE-{cfg.get('num_layers', 50)}) for a {cfg.get('stylegan_size')} px generator"
             elif "embed_dim" in cfg:
-                detail = f"CLIP {cfg.get('name', '')}, embed {cfg['embed_dim']}"
+                detail = (f"CLIP {cfg.get('name', '')}, {'QuickGELU' if cfg.get('quick_gelu') else 'GELU'}, "
+                          f"embed {cfg['embed_dim']}")
         where = f"inside {shared[0]}/" if shared else f"{size / 1e6:.1f} MB"
         lines.append(f"  {comp:<10} {detail}  [{where}]")
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

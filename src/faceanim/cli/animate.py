@@ -35,13 +35,15 @@ from faceanim.cli.options import InputPath, SeedsType, bundle_option, device_opt
 @click.option("--paste-back", is_flag=True, help="Composite the animated face back into the full IMAGE.")
 @click.option("--invert-steps", default=None, type=click.IntRange(1, 100_000),
               help="Projector steps for IMAGE when the bundle has no e4e encoder [default: 300].")
+@click.option("--encoder", default=None, type=InputPath(),
+              help="e4e encoder for IMAGE instead of the bundle's: e4e_ffhq_encode.pt or a converted e4e folder.")
 def animate(image, prompts, frames, fps, out, bundle, seeds, latent, strength, ping_pong, grid, size, save_latents,
-            device, batch_size, no_align, face_index, paste_back, invert_steps) -> None:
+            device, batch_size, no_align, face_index, paste_back, invert_steps, encoder) -> None:
     """Animate a face from a text prompt and write a video.
 
     Without IMAGE, the face comes from --seed (or --latent) in the bundle's generator. With IMAGE (a photo), the
     face is cropped as the bundle states (FFHQ alignment for human faces, unless --no-align), inverted into the
-    generator (the bundle's e4e encoder, else the projector; --latent skips this), animated, and with --paste-back
+    generator (--encoder or the bundle's e4e encoder, else the projector; --latent skips this), animated, and with --paste-back
     composited into the photo.
     """
     from faceanim.pipelines.job import AnimateJob
@@ -49,7 +51,7 @@ def animate(image, prompts, frames, fps, out, bundle, seeds, latent, strength, p
     job = AnimateJob(prompts=tuple(prompts), out=out, bundle=bundle, seeds=seeds, image=image, latent=latent,
                      frames=frames, fps=fps, strength=strength, ping_pong=ping_pong, grid=grid, size=size,
                      save_latents=save_latents, device=device, batch_size=batch_size, no_align=no_align,
-                     face_index=face_index, paste_back=paste_back, invert_steps=invert_steps)
+                     face_index=face_index, paste_back=paste_back, invert_steps=invert_steps, encoder=encoder)
     import sys
 
     bundle_obj = job.check()  # every mistake that needs no model, before torch loads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from faceanim.cli.options import InputPath, out_option
+from faceanim.cli.options import ARCH_HELP, InputPath, out_option
 
 
 @click.group()
@@ -18,8 +18,9 @@ def bundle() -> None:
 @click.option("--motion", required=True, type=InputPath(file_okay=False),
               help="Trained motion model folder (a run's motion_model/).")
 @click.option("--loss-clip", default=None, help="CLIP of the contrastive loss (path or cache name), for evaluation.")
-@click.option("--encoder", default=None, type=InputPath(file_okay=False),
-              help="Optional inversion encoder folder (e4e) for real photos.")
+@click.option("--clip-arch", default=None, metavar="ARCH", help=ARCH_HELP)
+@click.option("--encoder", default=None, type=InputPath(),
+              help="Optional inversion encoder for real photos: e4e_ffhq_encode.pt (converted) or a native e4e folder.")
 @click.option("--name", default=None, help="Bundle name [default: the folder name].")
 @click.option("--fps", default=10, show_default=True, type=click.IntRange(1, 120), help="Default frames per second.")
 @click.option("--truncation-psi", default=0.7, show_default=True, help="Truncation of faces sampled from a seed.")
@@ -31,8 +32,8 @@ def bundle() -> None:
                    "prompts; the first six become the example prompts. Calibrate the far-prompt note afterwards "
                    "with `faceanim bundle calibrate-prompts`.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-def bundle_create(out, generator, motion, loss_clip, encoder, name, fps, truncation_psi, alignment, model_card,
-                  supported_prompts, force) -> None:
+def bundle_create(out, generator, motion, loss_clip, clip_arch, encoder, name, fps, truncation_psi, alignment,
+                  model_card, supported_prompts, force) -> None:
     """Assemble a bundle folder OUT, e.g. a converted FFHQ generator + a motion model trained on it."""
     from pathlib import Path
 
@@ -45,8 +46,12 @@ def bundle_create(out, generator, motion, loss_clip, encoder, name, fps, truncat
         info.supported_prompts = load_prompts(supported_prompts)
         info.example_prompts = info.supported_prompts[:6]
     card = Path(model_card).read_text() if model_card else None
-    create_bundle(out, info, generator, motion, loss_clip, encoder, card, overwrite=force)
+    notes: list[str] = []
+    create_bundle(out, info, generator, motion, loss_clip, encoder, card, overwrite=force, clip_arch=clip_arch,
+                  notes=notes)
     click.echo(Bundle.open(out).describe())
+    for note in notes:
+        click.echo(f"  {note}")
 
 
 @bundle.command("calibrate-prompts")

@@ -1,4 +1,4 @@
-"""``faceanim convert``: a checkpoint → a native generator folder."""
+"""``faceanim convert``: a checkpoint → a native model folder (a generator, or an e4e file's encoder)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,18 @@ from faceanim.cli.options import InputPath
               default="auto", show_default=True, help="Source format (auto-detected from the file's first bytes).")
 @click.option("--lr-mlp", type=float, default=0.01, show_default=True,
               help="Mapping-network learning-rate multiplier of rosinality checkpoints (not stored in them).")
+@click.option("--part", type=click.Choice(["auto", "generator", "encoder"]), default="auto", show_default=True,
+              help="What to take: auto = an e4e file's encoder (for `bundle create --encoder`), else the generator.")
 @click.option("--force", is_flag=True, help="Replace DST if it exists.")
-def convert(src: str, dst: str, fmt: str, lr_mlp: float, force: bool) -> None:
-    """Convert a StyleGAN2 checkpoint SRC into a native model folder DST (config.json + model.safetensors).
+def convert(src: str, dst: str, fmt: str, lr_mlp: float, part: str, force: bool) -> None:
+    """Convert a checkpoint SRC into a native model folder DST (config.json + model.safetensors).
 
     SRC: rosinality .pt (e.g. stylegan2-ffhq-config-f.pt), NVlabs .pkl (stylegan2-ada-pytorch / stylegan3 with a
-    StyleGAN2 generator; read without running the code inside), or an e4e .pt (its generator).
+    StyleGAN2 generator; read without running the code inside), or an e4e .pt (e4e_ffhq_encode.pt: its encoder,
+    or with --part generator its generator).
     """
     from faceanim.convert import convert_checkpoint
 
-    G, notes, found = convert_checkpoint(src, dst, fmt=fmt, lr_mlp=lr_mlp, overwrite=force)
-    c = G.config
-    n_params = sum(p.numel() for p in G.parameters())
-    click.echo(f"converted {found} checkpoint → {dst}")
-    click.echo(f"  {c.img_resolution}x{c.img_resolution}, W+ {G.num_ws}x{c.w_dim}, z {c.z_dim}"
-               f"{f', labels {c.c_dim}' if c.c_dim else ''}, {n_params / 1e6:.1f} M parameters")
-    for note in notes:
-        click.echo(f"  note: {note}")
+    result = convert_checkpoint(src, dst, fmt=fmt, lr_mlp=lr_mlp, overwrite=force, part=part)
+    for line in result.summary(dst):
+        click.echo(line)

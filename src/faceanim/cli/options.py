@@ -12,6 +12,8 @@ from typing import Any, Callable
 import click
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the meanings of faceanim.utils.device.pick_device
+ARCH_HELP = ("CLIP architecture of a checkpoint file: an open_clip name (RN50, ViT-B-32; -quickgelu for QuickGELU) "
+             "or only the activation (quickgelu | gelu) [default: from the file; OpenAI archives: QuickGELU].")
 
 
 def bundle_option(help: str = "Bundle name or folder [default: toonface].") -> Callable:

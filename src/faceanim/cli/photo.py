@@ -2,137 +2,90 @@
 
 A photo becomes a generator input in two steps: FFHQ alignment (dlib landmarks; :mod:`faceanim.align`) and
 inversion into W+ (:class:`faceanim.inversion.Inverter`: e4e when the bundle has an encoder, else the
-projector). ``--no-align`` skips the first step for images that already are aligned crops, such as ToonFace
-renders (dlib's detector finds real human faces only): they are center-cropped to a square and resized.
+projector; or, without a bundle, a converted generator ``-g DIR`` with ``--encoder``). Both take a folder of
+photos too (:mod:`faceanim.align.folders`, :mod:`faceanim.inversion.folders`). ``--no-align`` skips the first
+step for images that already are aligned crops, such as ToonFace renders (dlib's detector finds real human faces
+only): they are center-cropped to a square and resized.
 
 Nothing heavy is imported at module level: the ``faceanim`` command starts without torch.
 """
 
 from __future__ import annotations
 
-import json
-import os
-
 import click
 
-from faceanim.align.prepare import (FFHQ_SIZE, MIN_INVERSION_SIZE, check_image_output, check_steps, prepare_face,
-                                    save_image)
-from faceanim.errors import FaceanimError
+from faceanim.cli.options import InputPath, device_option, out_option
+
+
+def _report(result) -> None:
+    """Print the lines of a library call; a folder run in which nothing succeeded exits non-zero (its rule)."""
+    lines, report = result
+    for line in lines:
+        click.echo(line)
+    if report is not None:
+        report.check()
 
 
 # -- commands ----------------------------------------------------------------------------------------------------------
 @click.command()
-@click.argument("photo", type=click.Path(path_type=str))
-@click.option("--out", "-o", required=True, help="Aligned crop: .png, .jpg or .webp.")
+@click.argument("photo", type=InputPath())
+@out_option(required=True, help="Aligned crop (.png, .jpg or .webp); with a folder of photos, a folder of "
+                                "<name>.png crops.")
 @click.option("--size", type=int, default=None,
-              help=f"Side of the crop in pixels [default: the --bundle generator's resolution, else {FFHQ_SIZE}].")
+              help="Side of the crop in pixels [default: the --bundle generator's resolution, else 1024].")
 @click.option("--bundle", "-b", default=None, help="Bundle whose generator resolution sets the default --size.")
 @click.option("--face-index", default=0, help="Which face when there are several (0 = the largest).")
-@click.option("--save-transform", default=None, type=click.Path(dir_okay=False, path_type=str),
-              help="Also write the crop geometry (.json): quad, aligned→source matrix, landmarks.")
+@click.option("--save-transform", default=None, type=click.Path(path_type=str),
+              help="Also write the crop geometry (.json): quad, aligned→source matrix, landmarks; with a folder of "
+                   "photos, a folder of <name>.json.")
 def align(photo: str, out: str, size: int | None, bundle: str | None, face_index: int,
           save_transform: str | None) -> None:
-    """Detect the face in PHOTO and write its FFHQ-aligned crop (the layout StyleGAN2 and e4e expect)."""
-    check_image_output(out, "--out")
-    if save_transform is not None:
-        from faceanim.outputs import check_output_path
+    """Detect the face in PHOTO and write its FFHQ-aligned crop (the layout StyleGAN2 and e4e expect).
 
-        check_output_path(save_transform, allowed=(".json",))
-    if size is not None and not 16 <= size <= 4096:
-        raise FaceanimError(f"--size must be between 16 and 4096, got {size}")
-    from faceanim.utils.images import load_image
+    PHOTO may be a folder: every photo in it is aligned into the folder --out, with a progress bar. A run can be
+    resumed (crops already there are skipped); a photo without a face is skipped and listed at the end. The exit
+    code is 0 when at least one photo has its crop, else 2.
+    """
+    from faceanim.align.folders import align_path
 
-    from faceanim.bundles import Bundle
-
-    picture = load_image(photo)
-    if bundle is not None:
-        b = Bundle.open(bundle)
-        size = size or b.generator_resolution
-    face = prepare_face(picture, photo, size or FFHQ_SIZE, face_index=face_index)
-    aligned = face.aligned
-    save_image(face.image, out)
-    if save_transform is not None:
-        from faceanim.utils.io import atomic_path
-
-        geometry = {
-            "source": os.fspath(photo), "source_size": list(aligned.source_size), "output_size": aligned.output_size,
-            "face_index": aligned.face_index, "box": list(aligned.face.box), "score": aligned.face.score,
-            "quad": aligned.quad.tolist(), "aligned_to_source": aligned.transform.tolist(),
-            "landmarks": aligned.landmarks.tolist(),
-        }
-        with atomic_path(save_transform) as tmp:
-            tmp.write_text(json.dumps(geometry, indent=1) + "\n")
-    left, top, right, bottom = aligned.face.box
-    click.echo(f"wrote {out}: {aligned.output_size}x{aligned.output_size} crop of face {aligned.face_index} "
-               f"(box {right - left}x{bottom - top} px at {left},{top}) of {photo}")
-    if save_transform is not None:
-        click.echo(f"  geometry → {save_transform}")
+    _report(align_path(photo, out, size, bundle, face_index, save_transform))
 
 
 @click.command()
-@click.argument("image", type=click.Path(path_type=str))
-@click.option("--out", "-o", required=True, help="W+ code [num_ws, w_dim] (.safetensors), for `animate --latent`.")
+@click.argument("image", type=InputPath())
+@out_option(required=True, help="W+ code [num_ws, w_dim] (.safetensors), for `animate --latent`; with a folder "
+                                "of photos, one file of name → code, for training (`latents:`).")
 @click.option("--bundle", "-b", default=None, help="Bundle name or folder (default: toonface).")
+@click.option("--generator", "-g", default=None, type=InputPath(),
+              help="A converted generator folder (or checkpoint) to invert into, without a bundle; with --encoder.")
 @click.option("--method", default="auto", type=click.Choice(["auto", "e4e", "projector"]),
-              help="auto: the bundle's e4e encoder if it has one, else the optimization projector.")
-@click.option("--encoder", default=None, type=click.Path(path_type=str),
-              help="An e4e encoder to use instead of the bundle's: native folder or official e4e_ffhq_encode.pt.")
+              help="auto: the e4e encoder if there is one (--encoder or the bundle's), else the projector.")
+@click.option("--encoder", default=None, type=InputPath(),
+              help="An e4e encoder to use instead of the bundle's: official e4e_ffhq_encode.pt or a converted folder.")
 @click.option("--steps", default=None, type=int, help="Projector steps [default: 300].")
 @click.option("--space", default="w", type=click.Choice(["w", "wplus"]),
               help="Projector space: w (one code, edits well) or wplus (one per layer, closer fit).")
 @click.option("--no-align", is_flag=True, help="IMAGE already is an aligned face crop (e.g. a ToonFace render).")
 @click.option("--face-index", default=0, help="Which face when there are several (0 = the largest).")
-@click.option("--reconstruction", default=None, type=click.Path(dir_okay=False, path_type=str),
-              help="Also write G(w), the generator's rendering of the code (.png, .jpg or .webp).")
-@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
-def invert(image: str, out: str, bundle: str | None, method: str, encoder: str | None, steps: int | None, space: str,
-           no_align: bool, face_index: int, reconstruction: str | None, device: str) -> None:
-    """Find the W+ code of the bundle's generator that reproduces the face in IMAGE.
+@click.option("--reconstruction", default=None, type=click.Path(path_type=str),
+              help="Also write G(w), the generator's rendering of the code (.png, .jpg or .webp); with a folder of "
+                   "photos, a folder of <name>.png (off by default: one generator pass per face).")
+@device_option
+def invert(image: str, out: str, bundle: str | None, generator: str | None, method: str, encoder: str | None,
+           steps: int | None, space: str, no_align: bool, face_index: int, reconstruction: str | None,
+           device: str) -> None:
+    """Find the W+ code of the generator that reproduces the face in IMAGE.
 
-    IMAGE is aligned first (dlib; see `faceanim align`) unless --no-align. The code is written with the
-    inversion method and source in its metadata; `faceanim animate --latent OUT` animates it.
+    IMAGE is aligned first (dlib; see `faceanim align`) unless --no-align. The generator is the bundle's, or
+    -g DIR with --encoder e4e_ffhq_encode.pt (no bundle needed: the paper's recipe inverts its training faces
+    before any motion model exists). IMAGE may be a folder: its photos are inverted into one name → code file
+    (resumable: names already in --out are skipped; a face that fails is skipped and listed; exit code 0 when at
+    least one face has its code, else 2). `faceanim animate --latent OUT` animates a single code.
     """
-    import torch
-    from PIL import Image
+    from faceanim.inversion.folders import invert_path
 
-    from faceanim.bundles import Bundle
-    from faceanim.inversion import ProjectorConfig
-    from faceanim.outputs import check_output_path, save_latents
-    from faceanim.pipelines import AnimationPipeline
-    from faceanim.utils.device import pick_device
-    from faceanim.utils.images import load_image, to_uint8
-
-    check_output_path(out, allowed=(".safetensors",))
-    check_image_output(reconstruction, "--reconstruction")
-    check_steps(steps, "--steps")
-    if method == "e4e" and (steps is not None or space != "w"):
-        raise FaceanimError("--steps and --space set the projector; they do not apply to --method e4e")
-    photo = load_image(image)
-    b = Bundle.open(bundle)
-    face = prepare_face(photo, image, max(b.generator_resolution, MIN_INVERSION_SIZE), no_align, face_index,
-                        b.info.alignment)
-    config = ProjectorConfig(steps=steps or ProjectorConfig.steps, space=space)
-    pipe = AnimationPipeline.from_bundle(b, device=pick_device(device), inversion=method,
-                                         projector_config=config, encoder=encoder)
-    inverter = pipe.inverter
-    inverter.progress = True
-    result = inverter.invert(face.image)
-    w_plus = result.w_plus.detach().cpu()
-    if not bool(torch.isfinite(w_plus).all()):
-        raise FaceanimError("inversion diverged (non-finite code); try fewer --steps or --space w")
-    meta = {"source": os.fspath(image), "bundle": pipe.name, "method": result.method,
-            "aligned": "no" if no_align else f"face {face_index}"}
-    if result.method == "projector":
-        meta.update(space=space, steps=str(config.steps), perceptual=inverter.perceptual_name)
-    save_latents(w_plus, out, meta)
-    if reconstruction is not None:
-        save_image(Image.fromarray(to_uint8(result.reconstruction[0]).numpy()), reconstruction)
-    how = (f"the projector ({config.steps} steps in {'W+' if space == 'wplus' else 'W'}, perceptual: "
-           f"{inverter.perceptual_name})" if result.method == "projector" else "e4e")
-    click.echo(f"inverted {image} with {how} in {result.seconds:.1f} s: reconstruction MSE {result.mse:.4f}")
-    click.echo(f"  W+ code {list(w_plus.shape)} → {out}")
-    if reconstruction is not None:
-        click.echo(f"  reconstruction → {reconstruction}")
+    _report(invert_path(image, out, bundle, generator, encoder, method, steps, space, device, no_align, face_index,
+                        reconstruction))
 
 
 def register(cli: click.Group) -> None:

@@ -4,20 +4,25 @@
 format         file
 =============  ==================================================================================
 rosinality     ``torch.save`` dict with ``g_ema`` (+ ``latent_avg``), e.g. stylegan2-ffhq-config-f.pt
-e4e            encoder4editing ``.pt``: its ``decoder.*`` generator (rosinality layout)
+e4e            encoder4editing ``.pt``: its encoder (``encoder.*`` + ``latent_avg`` → a native e4e folder), or
+               with ``part="generator"`` its ``decoder.*`` generator (rosinality layout)
 nvlabs         stylegan2-ada-pytorch / stylegan3 network pickle (``G_ema``), read without running its code
 native         a folder written by :meth:`Generator.save_pretrained`
+torchscript    a TorchScript archive (OpenAI's CLIP): tensors read without running it (:mod:`.torchscript`)
 =============  ==================================================================================
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from faceanim.errors import CheckpointError
 
 FORMATS = ("auto", "rosinality", "e4e", "nvlabs", "native")
+PARTS = ("auto", "generator", "encoder")  # what to take from a file; auto: an e4e file's encoder, else the generator
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -66,14 +71,52 @@ def load_generator(src: str | os.PathLike, fmt: str = "auto", lr_mlp: float = 0.
     return G, notes, fmt
 
 
+@dataclass
+class Converted:
+    """What :func:`convert_checkpoint` wrote: the model, which part of which format, and notes for the user."""
+
+    model: Any
+    part: str                     # "generator" or "encoder"
+    found: str                    # the source format
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self, dst: str | os.PathLike) -> list[str]:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        if self.part == "encoder":
+            c = self.model.config
+            lines = [f"converted the e4e encoder of {self.found} checkpoint → {dst}",
+                     f"  IR-SE-{c.num_layers} for a {c.stylegan_size} px generator: W+ {c.n_styles}x512, "
+                     f"{n_params / 1e6:.1f} M parameters"]
+        else:
+            c, G = self.model.config, self.model
+            lines = [f"converted {self.found} checkpoint → {dst}",
+                     f"  {c.img_resolution}x{c.img_resolution}, W+ {G.num_ws}x{c.w_dim}, z {c.z_dim}"
+                     f"{f', labels {c.c_dim}' if c.c_dim else ''}, {n_params / 1e6:.1f} M parameters"]
+        return lines + [f"  note: {note}" for note in self.notes]
+
+
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, fmt: str = "auto", lr_mlp: float = 0.01,
-                       overwrite: bool = False):
-    """Convert a checkpoint into a native generator folder ``dst``. Returns ``(Generator, notes, format)``."""
+                       overwrite: bool = False, part: str = "auto") -> Converted:
+    """Convert a checkpoint into a native folder ``dst``: a generator, or the encoder of an e4e file (``part``
+    "auto" takes an e4e file's encoder, any other file's generator)."""
+    if part not in PARTS:
+        raise CheckpointError(f"unknown part {part!r}; choose one of {', '.join(PARTS)}")
     out = Path(dst)
     if out.exists() and not overwrite:
         raise CheckpointError(f"{dst} already exists (use --force to replace it)")
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"{dst} exists and is not a folder")
+    if part != "generator" and fmt in ("auto", "e4e", "rosinality") and Path(src).is_file() \
+            and detect_format(src) == "rosinality":
+        from faceanim.inversion.e4e import is_e4e_checkpoint, load_e4e
+
+        if is_e4e_checkpoint(src):
+            encoder = load_e4e(src)
+            encoder.save_pretrained(out)
+            return Converted(encoder, "encoder", "e4e",
+                             ["its generator (decoder.*) is left out: convert it with --part generator"])
+    if part == "encoder":
+        raise CheckpointError(f"{src} holds no e4e encoder (no state_dict with encoder.styles.* keys)")
     G, notes, found = load_generator(src, fmt=fmt, lr_mlp=lr_mlp)
     G.save_pretrained(out)
-    return G, notes, found
+    return Converted(G, "generator", found, notes)

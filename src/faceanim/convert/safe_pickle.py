@@ -38,7 +38,7 @@ import torch
 
 from faceanim.errors import CheckpointError, FaceanimError, UnsafePickleError
 
-__all__ = ["PersistentRecord", "restricted_load", "load_pickle_file"]
+__all__ = ["PersistentRecord", "Storage", "load_pickle_file", "rebuild_tensor", "restricted_load", "STORAGE_DTYPES"]
 
 
 # -- inert results ---------------------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ class _TypeTag:
         return f"<type tag {self.name}>"
 
 
-class _Storage:
+class Storage:
     """A storage read from a legacy ``torch.save`` blob, held as a flat 1-D tensor."""
 
     def __init__(self, flat: torch.Tensor):
@@ -116,7 +116,7 @@ def _bad(msg: str) -> CheckpointError:
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # header of a legacy (non-zip) torch.save stream
 _LEGACY_PROTOCOL = 1001
 TORCH_LEGACY_HEAD = pickle.dumps(_LEGACY_MAGIC, protocol=2)[:-1]  # how a legacy torch.save file starts
-_STORAGE_DTYPES = {
+STORAGE_DTYPES = {
     "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
     "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
     "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
@@ -136,8 +136,8 @@ class _StorageBlobUnpickler(pickle.Unpickler):
         self.refs: list[tuple[str, torch.dtype, int]] = []
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(_STORAGE_DTYPES[name])
+        if module == "torch" and name in STORAGE_DTYPES:
+            return _StorageType(STORAGE_DTYPES[name])
         raise UnsafePickleError(f"refused to load: an embedded tensor storage asks for {module}.{name}, which could "
                                 f"run code (nothing was run)")
 
@@ -153,7 +153,7 @@ class _StorageBlobUnpickler(pickle.Unpickler):
         return self.refs[-1]
 
 
-def _load_storage(blob: Any) -> _Storage:
+def _load_storage(blob: Any) -> Storage:
     """``torch.storage._load_from_bytes``: parse the legacy ``torch.save`` stream of one storage ourselves.
 
     The stream is: pickled magic number, protocol version, system info, a pickle referencing the storage by
@@ -184,7 +184,7 @@ def _load_storage(blob: Any) -> _Storage:
     if count != numel or len(data) != numel * itemsize:
         raise _bad("tensor storage is truncated")
     flat = torch.frombuffer(bytearray(data), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
-    return _Storage(flat)
+    return Storage(flat)
 
 
 def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
@@ -195,10 +195,10 @@ def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, requires_grad: Any = False,
+def rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, requires_grad: Any = False,
                     backward_hooks: Any = None, metadata: Any = None) -> torch.Tensor:
     """``torch._utils._rebuild_tensor_v2``: a bounds-checked view of a storage. Hooks and metadata are dropped."""
-    if not isinstance(storage, _Storage):
+    if not isinstance(storage, Storage):
         raise _bad("tensor built on something that is not a storage")
     if not isinstance(storage_offset, int) or isinstance(storage_offset, bool) or storage_offset < 0:
         raise _bad("tensor storage offset is not a non-negative integer")
@@ -221,7 +221,7 @@ def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: An
 
 def _rebuild_from_type(func: Any, new_type: Any, args: Any, state: Any) -> torch.Tensor:
     """``torch._utils._rebuild_from_type_v2``: rebuild with an allowed tensor function; type and state dropped."""
-    if func not in (_rebuild_tensor, _rebuild_parameter) or new_type not in (_TENSOR, _PARAMETER):
+    if func not in (rebuild_tensor, _rebuild_parameter) or new_type not in (_TENSOR, _PARAMETER):
         raise _bad("tensor subclass rebuilt through an unexpected function or type")
     if not isinstance(args, tuple):
         raise _bad("tensor rebuild arguments are not a tuple")
@@ -310,7 +310,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     allowed: dict[tuple[str, str], Any] = {
         ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
         ("torch.storage", "_load_from_bytes"): _load_storage,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
         ("torch._utils", "_rebuild_from_type_v2"): _rebuild_from_type,

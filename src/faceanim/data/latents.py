@@ -18,6 +18,7 @@ from faceanim.errors import FaceanimError
 LATENTS_SUFFIX = ".safetensors"
 LATENTS_KEY = "latents"                       # tensor name inside a latents file
 LATENTS_FORMAT = "faceanim.latents"           # value of the ``format`` metadata entry
+LATENTS_BY_NAME_FORMAT = "faceanim.latents-by-name"  # … of a training set's codes: image stem → [num_ws, w_dim]
 LATENT_INPUTS = (LATENTS_SUFFIX, ".pt", ".npy")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -37,6 +38,24 @@ def save_latents(latents: torch.Tensor, path: str | os.PathLike, metadata: Mappi
     meta["format"] = LATENTS_FORMAT
     with atomic_path(path) as tmp:
         save_safetensors({LATENTS_KEY: x}, tmp, metadata=meta)
+    return Path(path)
+
+
+def save_latents_by_name(codes: Mapping[str, torch.Tensor], path: str | os.PathLike,
+                         metadata: Mapping[str, str] | None = None) -> Path:
+    """Write a training set's codes as image name (stem) → W+ ``[num_ws, w_dim]``, float32 safetensors (what
+    ``faceanim invert DIR`` writes and :func:`load_latents` / :class:`ImageLatentDataset` read), atomically."""
+    from faceanim.utils.io import atomic_path, save_safetensors
+    from faceanim.utils.paths import check_output_path
+
+    check_output_path(path, allowed=(LATENTS_SUFFIX,))
+    tensors = {str(k): torch.as_tensor(v).detach().to("cpu", torch.float32).contiguous() for k, v in codes.items()}
+    if not tensors or any(v.ndim != 2 for v in tensors.values()):
+        raise ValueError("codes must be a non-empty mapping name → [num_ws, w_dim]")
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    meta["format"] = LATENTS_BY_NAME_FORMAT
+    with atomic_path(path) as tmp:
+        save_safetensors(tensors, tmp, metadata=meta)
     return Path(path)
 
 

@@ -17,8 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import warnings
-import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -158,6 +156,7 @@ class CLIPEncoder(nn.Module):
             raise CheckpointError(f"{impl} cannot build CLIP {config.name!r} ({exc})") from None
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        self.origin = f"{_describe_choice(config)} (built in code)"  # what was chosen and why; set by the loaders
         self.eval()
 
     # ----------------------------------------------------------------- constructors
@@ -170,27 +169,32 @@ class CLIPEncoder(nn.Module):
     def from_pretrained(
         cls, src: str | os.PathLike, arch: str | None = None, cache_dir: str | os.PathLike | None = None
     ) -> "CLIPEncoder":
-        """Load CLIP weights from a file, a native folder or a bare model name; never downloads.
+        """Load CLIP weights from a file, a native folder or a bare model name; never downloads, never runs the file.
 
         Args:
             src: one of
-                - an OpenAI TorchScript archive (``RN50.pt``, ``ViT-B-32.pt``); the architecture is
-                  read from the weights' shapes unless ``arch`` is given; QuickGELU is used;
-                - an open_clip/PyTorch state dict (``.pt``, ``.bin``, ``.safetensors``); pass ``arch``
-                  unless it is in OpenAI's layout (then it is inferred as above);
+                - an OpenAI TorchScript archive (``RN50.pt``, ``ViT-B-32.pt``), read without running it
+                  (:mod:`faceanim.convert.torchscript`); the architecture comes from the weights' shapes unless
+                  ``arch`` is given, the activation from the archive's modules (OpenAI's: QuickGELU);
+                - an open_clip/PyTorch state dict (``.pt``, ``.bin``, ``.safetensors``); one in OpenAI's layout
+                  with its ``input_resolution``/``context_length``/``vocab_size`` entries gets QuickGELU, any other
+                  needs ``arch`` (its activation cannot be told from the weights);
                 - a native folder written by :meth:`save_pretrained`;
                 - a bare name ("RN50", "ViT-B-32", "ViT-B/32") looked up as ``<name>.pt`` or folder
-                  ``<name>/`` in ``cache_dir`` (default :func:`default_cache_dir`).
-            arch: open_clip architecture name, e.g. "RN50-quickgelu" or "ViT-B-32".
+                  ``<name>/`` in ``cache_dir`` (default :func:`default_cache_dir`); the name finds the file, it does
+                  not choose the activation.
+            arch: an open_clip architecture ("ViT-B-32": its own activation unless the file
+                tells; "ViT-B-32-quickgelu": QuickGELU), or just the activation ("quickgelu" / "gelu", the
+                architecture read from the weights). The choice made is in :attr:`origin`.
             cache_dir: where bare names are looked up.
 
         Raises:
-            CheckpointError: missing, unreadable, truncated or non-CLIP file, or weights that do not
-                match the architecture; the message is one line.
+            CheckpointError: missing, unreadable, truncated or non-CLIP file, weights that do not match the
+                architecture, or a file that does not tell its activation and no ``arch``; the message is one line.
         """
         path = Path(src)
         if not path.exists():
-            path, arch = _cached_path(str(src), cache_dir), arch or _known_arch(str(src))
+            path = _cached_path(str(src), cache_dir)
         if path.is_dir():
             config = CLIPConfig.from_dict(read_config(path, KIND))
             # Our towers when they implement the architecture (all that open_clip builds from plain fields).
@@ -198,16 +202,30 @@ class CLIPEncoder(nn.Module):
             with no_weight_init():  # every weight comes from the file (checked by _load_into)
                 encoder = cls(config, impl=impl)
             _load_into(encoder.model, load_weights(path), path)
+            encoder.origin = f"{_describe_choice(config)} (from {path.name}/config.json)"
             return encoder
-        state_dict, is_archive = _read_state_dict(path)
-        if arch is not None:
-            # OpenAI's archives were trained with QuickGELU whatever open_clip's same-named config says.
-            config = CLIPConfig.from_open_clip(arch, quick_gelu=True if is_archive else None)
-        else:
-            config = _config_from_openai_state_dict(state_dict, name=path.stem, source=path)
+        state_dict, told, why = _read_state_dict(path)
+        config, origin = _choose_config(state_dict, told, why, arch, path)
         encoder = cls(config)
         _load_into(encoder.model, state_dict, path)
+        encoder.origin = origin
         return encoder
+
+    @classmethod
+    def from_spec(cls, spec: Any, cache_dir: str | os.PathLike | None = None) -> "CLIPEncoder":
+        """A CLIP from a config value (YAML ``cond_clip`` / ``loss_clip``): a path or cache name; a mapping
+        ``{path: RN50.pt, arch: RN50-quickgelu}`` (``arch`` as in :meth:`from_pretrained`); or an architecture
+        mapping (``embed_dim``, ``vision_cfg``, ``text_cfg``, …: randomly initialized)."""
+        if isinstance(spec, dict) and "path" in spec:
+            extra = sorted(set(spec) - {"path", "arch"})
+            if extra:
+                raise FaceanimError(f"CLIP entry {spec!r}: unknown keys {extra} (use path and arch)")
+            return cls.from_pretrained(str(spec["path"]), arch=spec.get("arch"), cache_dir=cache_dir)
+        if isinstance(spec, dict):
+            encoder = cls.from_config(spec)
+            encoder.origin = f"{_describe_choice(encoder.config)} (randomly initialized from the config)"
+            return encoder
+        return cls.from_pretrained(str(spec), cache_dir=cache_dir)
 
     def with_image_size(self, image_size: int) -> "CLIPEncoder":
         """A copy that reads ``image_size`` px images: every weight kept, the image tower's position embedding
@@ -359,11 +377,11 @@ def _cached_path(name: str, cache_dir: str | os.PathLike | None) -> Path:
     )
 
 
-def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
-    """Read tensors from a TorchScript archive, a safetensors file or a ``torch.save`` file (weights only).
+def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool | None, str]:
+    """Read tensors from a TorchScript archive (without running it), a safetensors file or a ``torch.save`` file
+    (weights only). Returns ``(state_dict, quick_gelu the contents tell or None, why)``."""
+    from faceanim.convert.torchscript import is_torchscript_archive, read_torchscript
 
-    Returns ``(state_dict, is_torchscript_archive)``.
-    """
     if not path.is_file():
         raise CheckpointError(f"CLIP checkpoint not found: {path}")
     bad = f"{path} is not a readable CLIP checkpoint"
@@ -372,17 +390,17 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path)), False
+            return _tell_from_layout(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{bad} (safetensors: {exc})") from None
-    if _is_torchscript(path):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; still the only reader
-                module = torch.jit.load(str(path), map_location="cpu")
-            return dict(module.state_dict()), True
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt archives
-            raise CheckpointError(f"{bad} (TorchScript: {str(exc).splitlines()[0]})") from None
+    if is_torchscript_archive(path):
+        archive = read_torchscript(path)
+        kinds = {c.rsplit(".", 1)[-1] for c in archive.classes}
+        if "QuickGELU" in kinds:
+            return archive.state_dict, True, "from the OpenAI archive: its QuickGELU modules"
+        if "GELU" in kinds:
+            return archive.state_dict, False, "from the archive: its GELU modules"
+        return archive.state_dict, True, "from the OpenAI archive: OpenAI trained with QuickGELU"
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated/foreign files raise RuntimeError, UnpicklingError, EOFError, KeyError…
@@ -397,17 +415,42 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
         raise CheckpointError(f"{path} holds no state dict of tensors")
     if all(k.startswith("module.") for k in obj):  # saved from DistributedDataParallel
         obj = {k[len("module.") :]: v for k, v in obj.items()}
-    return obj, False
+    return _tell_from_layout(obj)
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("/constants.pkl") or "/code/" in n for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+def _tell_from_layout(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], bool | None, str]:
+    """OpenAI's own state dicts carry ``input_resolution``, ``context_length`` and ``vocab_size``: QuickGELU."""
+    if all(k in sd for k in OPENAI_EXTRA_KEYS):
+        return sd, True, "from the OpenAI state dict: its input_resolution/context_length/vocab_size entries"
+    return sd, None, ""
+
+
+ACTIVATIONS = {"quickgelu": True, "gelu": False}
+
+
+def _describe_choice(config: "CLIPConfig") -> str:
+    return f"CLIP {config.name}, {'QuickGELU' if config.quick_gelu else 'GELU'}"
+
+
+def _choose_config(sd: dict[str, torch.Tensor], told: bool | None, why: str, arch: str | None,
+                   path: Path) -> tuple["CLIPConfig", str]:
+    """The architecture and activation of a checkpoint file, and a line saying what was chosen and why."""
+    spec = (arch or "").strip()
+    if spec.lower() in ACTIVATIONS:                     # only the activation: the architecture from the shapes
+        config = _config_from_openai_state_dict(sd, name=path.stem, source=path)
+        config = dataclasses.replace(config, quick_gelu=ACTIVATIONS[spec.lower()])
+        return config, f"{_describe_choice(config)} (as asked; architecture read from the weights)"
+    if spec:
+        explicit = spec.lower().endswith("-quickgelu")
+        config = CLIPConfig.from_open_clip(spec, quick_gelu=None if explicit or told is None else told)
+        reason = "as asked" if explicit or told is None else why
+        return config, f"{_describe_choice(config)} ({reason}; architecture {spec} as asked)"
+    config = _config_from_openai_state_dict(sd, name=path.stem, source=path)  # not a CLIP at all: says so first
+    if told is None:
+        raise CheckpointError(f"{path}: the file does not tell its CLIP activation (GELU or QuickGELU): give the "
+                              f"architecture (--clip-arch / arch: e.g. ViT-B-32, RN50-quickgelu, or quickgelu)")
+    config = dataclasses.replace(config, quick_gelu=told)
+    return config, f"{_describe_choice(config)} ({why})"
 
 
 def _config_from_openai_state_dict(sd: dict[str, torch.Tensor], name: str, source: Path) -> CLIPConfig:

@@ -303,16 +303,12 @@ def _expected_size(opts: dict) -> int:
     return int(opts.get("stylegan_size", 1024))
 
 
-def load_e4e(path: str | os.PathLike, device: str | torch.device = "cpu") -> E4EInverter:
-    """Read an official e4e ``.pt`` (``state_dict`` with ``encoder.*``/``decoder.*``, ``opts``, ``latent_avg``).
-
-    Only the encoder and ``latent_avg`` are taken; the generator under ``decoder.*`` is ignored here.
-    No code from the file runs (``weights_only`` load).
-    """
+def _official(path: str | os.PathLike, mmap: bool = False) -> tuple[E4EConfig, dict, dict, str]:
+    """An official e4e ``.pt`` → ``(config, encoder state without the prefix, checkpoint, source)``, checked."""
     from faceanim.convert.rosinality import torch_load_safe
 
     source = str(path)
-    ckpt = torch_load_safe(path)
+    ckpt = torch_load_safe(path, mmap=mmap)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{source}: not an e4e checkpoint (no 'state_dict' dict)")
     opts = _opts_dict(ckpt.get("opts"), source)
@@ -335,8 +331,18 @@ def load_e4e(path: str | os.PathLike, device: str | torch.device = "cpu") -> E4E
     if config.n_styles != n_styles:
         raise CheckpointError(f"{source}: opts imply a {size}px generator ({config.n_styles} codes) but the "
                               f"encoder has {n_styles} style heads")
+    return config, state, ckpt, source
 
-    use_avg = opts.get("start_from_latent_avg", True) is not False
+
+def load_e4e(path: str | os.PathLike, device: str | torch.device = "cpu") -> E4EInverter:
+    """Read an official e4e ``.pt`` (``state_dict`` with ``encoder.*``/``decoder.*``, ``opts``, ``latent_avg``).
+
+    Only the encoder and ``latent_avg`` are taken; the generator under ``decoder.*`` is ignored here.
+    No code from the file runs (``weights_only`` load).
+    """
+    config, state, ckpt, source = _official(path)
+    n_styles = config.n_styles
+    use_avg = _opts_dict(ckpt.get("opts"), source).get("start_from_latent_avg", True) is not False
     latent_avg = ckpt.get("latent_avg")
     if use_avg and latent_avg is None:
         raise CheckpointError(f"{source}: no 'latent_avg' in the checkpoint (the official code would "
@@ -346,4 +352,39 @@ def load_e4e(path: str | os.PathLike, device: str | torch.device = "cpu") -> E4E
     return model.to(device).eval().requires_grad_(False)
 
 
-__all__ = ["E4EConfig", "E4EInverter", "Encoder4Editing", "GradualStyleBlock", "load_e4e"]
+def is_e4e_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether a ``torch.save`` file holds an e4e encoder (``state_dict`` with ``encoder.styles.*`` keys);
+    memory-mapped, so a look at a 1 GB file costs no reading of its weights."""
+    from faceanim.convert.rosinality import torch_load_safe
+
+    ckpt = torch_load_safe(path, mmap=True)
+    sd = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    return isinstance(sd, dict) and any(str(k).startswith("encoder.styles.") for k in sd)
+
+
+def encoder_config(src: str | os.PathLike) -> E4EConfig:
+    """The config of an e4e encoder — a native folder or an official ``.pt`` — without building it (the folder's
+    config.json, or the file's opts and keys, memory-mapped): how many W+ codes it writes, before any work."""
+    path = Path(src)
+    if path.is_dir():
+        try:
+            return E4EConfig(**io.read_config(path, KIND))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: bad e4e config ({exc})") from None
+    if not path.is_file():
+        raise CheckpointError(f"inversion encoder not found: {path}")
+    return _official(path, mmap=True)[0]
+
+
+def load_encoder(src: str | os.PathLike, device: str | torch.device = "cpu") -> E4EInverter:
+    """An e4e encoder from a native folder (:meth:`E4EInverter.save_pretrained`) or an official ``.pt``."""
+    path = Path(src)
+    if path.is_dir():
+        return E4EInverter.from_pretrained(path, device)
+    if path.is_file():
+        return load_e4e(path, device)
+    raise CheckpointError(f"inversion encoder not found: {path}")
+
+
+__all__ = ["E4EConfig", "E4EInverter", "Encoder4Editing", "GradualStyleBlock", "encoder_config", "is_e4e_checkpoint",
+           "load_e4e", "load_encoder"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
-from faceanim.errors import CheckpointError, FaceanimError
+from faceanim.errors import FaceanimError
 from faceanim.inversion.projector import PerceptualDistance, ProjectorConfig, default_perceptual, project
 
 METHODS = ("auto", "e4e", "projector")
@@ -83,15 +82,9 @@ class Inverter:
         if self._encoder is None:
             src = self.encoder_source
             if isinstance(src, (str, os.PathLike)):
-                from faceanim.inversion.e4e import E4EInverter, load_e4e
+                from faceanim.inversion.e4e import load_encoder
 
-                path = Path(src)
-                if path.is_dir():
-                    enc = E4EInverter.from_pretrained(path)
-                elif path.is_file():
-                    enc = load_e4e(path)
-                else:
-                    raise CheckpointError(f"inversion encoder not found: {path}")
+                enc = load_encoder(src)
             elif callable(src):
                 enc = src
             else:

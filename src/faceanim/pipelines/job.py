@@ -97,6 +97,7 @@ class AnimateJob:
     face_index: int = 0
     paste_back: bool = False
     invert_steps: int | None = None
+    encoder: str | None = None                # e4e encoder (folder or official .pt) for IMAGE instead of the bundle's
 
     # -- checks that need no model ---------------------------------------------------------------------------------
     def outputs(self) -> list[tuple[int, str, str | None]]:
@@ -139,21 +140,28 @@ class AnimateJob:
             raise FaceanimError(f"--latent: file not found: {self.latent}")
         if self.image is None:
             for flag, given in (("--no-align", self.no_align), ("--paste-back", self.paste_back),
-                                ("--invert-steps", self.invert_steps is not None), ("--face-index", self.face_index)):
+                                ("--invert-steps", self.invert_steps is not None), ("--face-index", self.face_index),
+                                ("--encoder", self.encoder is not None)):
                 if given:
                     raise FaceanimError(f"{flag} applies to a photo: give IMAGE")
         elif not Path(self.image).is_file():
             raise FaceanimError(f"image not found: {self.image}")
         elif len(self.seeds) > 1:
             raise FaceanimError("several --seed values animate faces drawn from seeds; with IMAGE give one")
+        if self.encoder is not None and not Path(self.encoder).exists():
+            raise FaceanimError(f"--encoder: no such file or folder: {self.encoder}")
+        if self.encoder is not None and self.latent is not None:
+            raise FaceanimError("--encoder inverts IMAGE; with --latent the code is given and nothing is inverted")
         for _, out, latents in self.outputs():
             check_output_path(out)
             if latents:
                 check_output_path(latents, allowed=(".safetensors",))
         bundle = Bundle.open(self.bundle)
         if bundle.motion_mode == "image" and self.image is None:
-            raise FaceanimError(f"bundle {bundle.name} animates photos (image-mode motion model): give IMAGE "
-                                "(a photo of a face); --seed and --latent alone cannot drive it")
+            how = "its e4e encoder inverts it" if bundle.has("encoder") else \
+                "--encoder e4e_ffhq_encode.pt inverts it in a second; without, the projector takes minutes"
+            raise FaceanimError(f"bundle {bundle.name} animates photos (image-mode motion model): give IMAGE, a photo "
+                                f"of a face ({how}); --seed and --latent alone cannot drive it")
         return bundle
 
     def frames_to_render(self, frames: int) -> int:
@@ -188,6 +196,13 @@ class AnimateJob:
             photo = load_image(self.image)
             face = prepare_face(photo, self.image, max(bundle.generator_resolution, MIN_INVERSION_SIZE),
                                 self.no_align, self.face_index, bundle.info.alignment)
+        if self.encoder is not None:  # a mismatch is one line before the bundle loads
+            from faceanim.inversion.e4e import encoder_config
+
+            n_styles, num_ws = encoder_config(self.encoder).n_styles, bundle.generator_num_ws
+            if n_styles != num_ws:
+                raise FaceanimError(f"--encoder {self.encoder} writes {n_styles} W+ codes but the generator of "
+                                    f"{bundle.name} takes {num_ws} (an encoder trained for another generator)")
         t0 = time.perf_counter()
         projector_config = None
         if self.invert_steps is not None:
@@ -195,7 +210,7 @@ class AnimateJob:
 
             projector_config = ProjectorConfig(steps=self.invert_steps)
         pipe = AnimationPipeline.from_bundle(bundle, device=pick_device(self.device),
-                                             projector_config=projector_config)
+                                             projector_config=projector_config, encoder=self.encoder)
         pipe.inverter.progress = True
         pipe.inverter.notice = notice or log
         for note in pipe.prompt_notes(list(self.prompts)):

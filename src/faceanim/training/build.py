@@ -43,9 +43,7 @@ def next_run_dir(out_dir: str | os.PathLike, name: str, create: bool = True) -> 
 def load_clip(spec, cache_dir: str | None):
     from faceanim.encoders.clip import CLIPEncoder
 
-    if isinstance(spec, dict):
-        return CLIPEncoder.from_config(spec)
-    return CLIPEncoder.from_pretrained(str(spec), cache_dir=cache_dir)
+    return CLIPEncoder.from_spec(spec, cache_dir=cache_dir)  # path / name, {path, arch}, or an architecture dict
 
 
 def ddp_needs_unused_parameter_search(cfg: TrainConfig) -> bool:
@@ -108,6 +106,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
 
     cond_clip = load_clip(cfg.cond_clip, cfg.clip_cache)
     loss_clip = load_clip(cfg.loss_clip, cfg.clip_cache).to(device)
+    if dist.is_main:
+        print(f"faceanim: conditioning {cond_clip.origin}; loss {loss_clip.origin}")
     motion_cfg = MotionConfig(**{"z_dim": cond_clip.embed_dim, "num_ws": G.num_ws, "w_dim": G.w_dim,
                                  "mode": cfg.mode, "template": cfg.template, "train_frames": cfg.num_frames,
                                  **cfg.motion})
