@@ -116,7 +116,8 @@ def open_inverter(bundle: str | None = None, generator: str | None = None, encod
     return InversionSetup(inverter, name, alignment, space, config.steps)
 
 
-def _invert_face(setup: InversionSetup, image: str | os.PathLike, no_align: bool, face_index: int):
+def _invert_face(setup: InversionSetup, image: str | os.PathLike, no_align: bool, face_index: int,
+                 reconstruct: bool = True):
     """Crop ``image`` as the setup states and invert it; a non-finite code is one line."""
     import torch
 
@@ -124,7 +125,7 @@ def _invert_face(setup: InversionSetup, image: str | os.PathLike, no_align: bool
     from faceanim.utils.images import load_image
 
     face = prepare_face(load_image(image), os.fspath(image), setup.crop_size, no_align, face_index, setup.alignment)
-    result = setup.inverter.invert(face.image)
+    result = setup.inverter.invert(face.image, reconstruct=reconstruct)
     if not bool(torch.isfinite(result.w_plus).all()):
         raise FaceanimError(f"inversion of {image} diverged (non-finite code); try fewer --steps or --space w")
     return result
@@ -198,7 +199,7 @@ def invert_folder(setup: InversionSetup, src: str | os.PathLike, out: str | os.P
     state = {"saved": time.monotonic(), "dirty": False}
 
     def process(path: Path) -> None:
-        result = _invert_face(setup, path, no_align, face_index)
+        result = _invert_face(setup, path, no_align, face_index, reconstruct=reconstructions is not None)
         codes[path.stem] = result.w_plus.detach().cpu()
         state["dirty"] = True
         if reconstructions is not None:
