@@ -91,8 +91,10 @@ def open_inverter(bundle: str | None = None, generator: str | None = None, encod
         if encoder is None and b.has("encoder"):
             encoder = str(b.path("encoder"))
     if n_styles is not None and num_ws is not None and n_styles != num_ws:
+        default = " (no -b or -g given: the default bundle; give the generator with -g)" \
+            if bundle is None and generator is None else ""
         raise FaceanimError(f"the encoder {encoder} writes {n_styles} W+ codes but the generator of {name} takes "
-                            f"{num_ws} (an encoder trained for another generator)")
+                            f"{num_ws}{default or ' (an encoder trained for another generator)'}")
 
     from faceanim.inversion import Inverter, ProjectorConfig
     from faceanim.utils.device import pick_device
