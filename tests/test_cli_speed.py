@@ -107,3 +107,16 @@ def test_info_is_fast_and_imports_no_torch(tmp_path):
         seconds, code, err, heavy = _run(args, tmp_path)
         assert code == 0 and not heavy, (err, heavy)
         assert seconds <= LIMIT_S, f"{args}: {seconds:.2f} s"
+
+
+def test_a_converted_generator_given_as_bundle_is_refused_fast_with_the_right_flag(tmp_path):
+    """Issue 17 point 3: `invert DIR -b GENERATOR/` says to use -g, in a Python start (the folder's config.json)."""
+    (tmp_path / "ffhq-1024").mkdir()
+    (tmp_path / "ffhq-1024" / "config.json").write_text(json.dumps({"kind": "stylegan2-generator",
+                                                                   "img_resolution": 1024}))
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "faces" / "a.png").write_bytes(b"not read")
+    seconds, code, err, heavy = _run(["invert", "faces", "-b", "ffhq-1024", "-o", "codes.safetensors"], tmp_path)
+    assert code == 2 and "is a converted generator" in err and "-g/--generator" in err and not heavy, err
+    assert seconds <= LIMIT_S, f"{seconds:.2f} s"
+    assert not (tmp_path / "codes.safetensors").exists()

@@ -214,3 +214,20 @@ def test_e4e_file_into_a_bundle_and_animate_encoder(files, motion, crops, tmp_pa
     assert main(["bundle", "create", str(tmp_path / "bad"), "--generator", str(files / "gen16"), "--motion",
                  str(motion), "--encoder", str(e4e1024)]) == 2
     assert "writes 18 W+ codes but the generator takes 6" in _err(capsys) and not (tmp_path / "bad").exists()
+
+
+def test_e4e_without_reconstruction_renders_nothing(files, monkeypatch):
+    """A folder run without --reconstruction skips G(w) (≈5 s per 1024 px face on CPU)."""
+    import math
+
+    from faceanim.inversion import Inverter
+    from faceanim.models.stylegan2 import Generator
+
+    G = Generator.from_pretrained(files / "gen16")
+    code = torch.randn(1, G.num_ws, G.w_dim)
+    inverter = Inverter(G, encoder=lambda images: code)
+    calls = []
+    monkeypatch.setattr(G.synthesis, "forward", lambda *a, **k: calls.append(1))
+    result = inverter.invert(torch.zeros(1, 3, 16, 16), reconstruct=False)
+    assert calls == [] and result.reconstruction is None and math.isnan(result.mse)
+    assert torch.equal(result.w_plus, code[0])

@@ -91,8 +91,10 @@ def open_inverter(bundle: str | None = None, generator: str | None = None, encod
         if encoder is None and b.has("encoder"):
             encoder = str(b.path("encoder"))
     if n_styles is not None and num_ws is not None and n_styles != num_ws:
+        default = " (no -b or -g given: the default bundle; give the generator with -g)" \
+            if bundle is None and generator is None else ""
         raise FaceanimError(f"the encoder {encoder} writes {n_styles} W+ codes but the generator of {name} takes "
-                            f"{num_ws} (an encoder trained for another generator)")
+                            f"{num_ws}{default or ' (an encoder trained for another generator)'}")
 
     from faceanim.inversion import Inverter, ProjectorConfig
     from faceanim.utils.device import pick_device
@@ -116,7 +118,8 @@ def open_inverter(bundle: str | None = None, generator: str | None = None, encod
     return InversionSetup(inverter, name, alignment, space, config.steps)
 
 
-def _invert_face(setup: InversionSetup, image: str | os.PathLike, no_align: bool, face_index: int):
+def _invert_face(setup: InversionSetup, image: str | os.PathLike, no_align: bool, face_index: int,
+                 reconstruct: bool = True):
     """Crop ``image`` as the setup states and invert it; a non-finite code is one line."""
     import torch
 
@@ -124,7 +127,7 @@ def _invert_face(setup: InversionSetup, image: str | os.PathLike, no_align: bool
     from faceanim.utils.images import load_image
 
     face = prepare_face(load_image(image), os.fspath(image), setup.crop_size, no_align, face_index, setup.alignment)
-    result = setup.inverter.invert(face.image)
+    result = setup.inverter.invert(face.image, reconstruct=reconstruct)
     if not bool(torch.isfinite(result.w_plus).all()):
         raise FaceanimError(f"inversion of {image} diverged (non-finite code); try fewer --steps or --space w")
     return result
@@ -198,7 +201,7 @@ def invert_folder(setup: InversionSetup, src: str | os.PathLike, out: str | os.P
     state = {"saved": time.monotonic(), "dirty": False}
 
     def process(path: Path) -> None:
-        result = _invert_face(setup, path, no_align, face_index)
+        result = _invert_face(setup, path, no_align, face_index, reconstruct=reconstructions is not None)
         codes[path.stem] = result.w_plus.detach().cpu()
         state["dirty"] = True
         if reconstructions is not None:

@@ -26,14 +26,17 @@ METHODS = ("auto", "e4e", "projector")
 class InversionResult:
     w_plus: torch.Tensor            # [num_ws, w_dim]
     target: torch.Tensor            # [1, 3, R, R] in [-1, 1]: the face at the generator's resolution
-    reconstruction: torch.Tensor    # [1, 3, R, R]: G(w_plus) with the generator's constant noise
+    reconstruction: torch.Tensor | None  # [1, 3, R, R]: G(w_plus) with the generator's constant noise (None: e4e
+                                         # asked not to render it, a generator pass: ≈5 s at 1024 px on CPU)
     method: str                     # "e4e" or "projector"
     seconds: float                  # wall time of the inversion
     losses: list[dict[str, float]] = field(default_factory=list)  # projector: per-step loss terms
 
     @property
     def mse(self) -> float:
-        """Pixel MSE between reconstruction and target (images in [-1, 1])."""
+        """Pixel MSE between reconstruction and target (images in [-1, 1]); NaN without a reconstruction."""
+        if self.reconstruction is None:
+            return float("nan")
         return float((self.reconstruction - self.target).square().mean())
 
 
@@ -118,8 +121,9 @@ class Inverter:
         return {"LPIPSLoss": "LPIPS", "CLIPFeatureDistance": "CLIP features"}.get(type(p).__name__, type(p).__name__)
 
     # -- inversion ---------------------------------------------------------------------------------------------------
-    def invert(self, image) -> InversionResult:
-        """``image``: an aligned face (PIL image, path, uint8 ``[H, W, 3]`` or ``[1, 3, H, W]`` in [-1, 1])."""
+    def invert(self, image, reconstruct: bool = True) -> InversionResult:
+        """``image``: an aligned face (PIL image, path, uint8 ``[H, W, 3]`` or ``[1, 3, H, W]`` in [-1, 1]).
+        ``reconstruct=False`` skips rendering G(w) after e4e (the projector renders it anyway)."""
         from faceanim.utils.images import image_to_tensor
 
         t0 = time.perf_counter()
@@ -133,9 +137,10 @@ class Inverter:
             if w.ndim != 3 or tuple(w.shape[1:]) != (G.num_ws, G.w_dim):
                 raise FaceanimError(f"the inversion encoder writes W+ {list(w.shape[1:])} but the generator takes "
                                     f"[{G.num_ws}, {G.w_dim}]")
-            w_plus = w[0].float()
-            with torch.no_grad():
-                recon = G.synthesis(w_plus[None], noise_mode="const")
+            w_plus, recon = w[0].float(), None
+            if reconstruct:
+                with torch.no_grad():
+                    recon = G.synthesis(w_plus[None], noise_mode="const")
         else:
             result = project(G, target, self.projector_config, perceptual=self.perceptual(), progress=self.progress,
                              notice=self.notice)
