@@ -72,6 +72,19 @@ def test_final_step_writes_the_motion_model_before_samples_even_if_they_fail(tmp
     assert "warning: samples at step 2 failed (MemoryError: no room for 64 frames)" in err
 
 
+def test_a_non_finite_loss_stops_the_run_before_it_saves(tmp_path):
+    import json
+
+    trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, steps=2, checkpoint_every=1)))
+    step = trainer.train_step
+    trainer.train_step = lambda k: step(k) if k == 0 else {**step(k), "loss": float("nan")}
+    with pytest.raises(FloatingPointError, match="at step 2"):
+        trainer.train()
+    state = json.loads((trainer.checkpoint_dir / "state.json").read_text())
+    assert state["step"] == 1 and not (trainer.run_dir / "motion_model").exists()  # step 1's checkpoint is kept
+    assert [json.loads(x)["step"] for x in (trainer.run_dir / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
 def test_cli_run_whose_final_samples_fail_still_ends_with_its_motion_model(tmp_path, monkeypatch, capsys):
     from faceanim.training.trainer import Trainer
 

@@ -175,9 +175,12 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in report.items()}, refresh=False)
-            last = self.step == steps
             if self.dist.is_main:
                 self._log(report)
+            if not math.isfinite(report["loss"]):  # before saving: keep the last good checkpoint and model
+                raise FloatingPointError(f"loss became {report['loss']} at step {self.step}")
+            last = self.step == steps
+            if self.dist.is_main:
                 if self.step % self.cfg.checkpoint_every == 0 or last:
                     self.save()
                 if last:  # the result first: the optional outputs below may fail (memory) without losing it
@@ -188,8 +191,6 @@ class Trainer:
                 if self.metrics is not None and self.cfg.metrics_every and (
                         self.step % self.cfg.metrics_every == 0 or last):
                     self._optional("metrics", self.log_metrics)
-            if not math.isfinite(report["loss"]):
-                raise FloatingPointError(f"loss became {report['loss']} at step {self.step}")
         if bar is not None:
             bar.close()
         if self.cfg.save_rank_weights:
@@ -200,6 +201,7 @@ class Trainer:
         if self.dist.is_main:
             if not saved_final:  # no step run (resumed at or past ``steps``)
                 self.save_motion_model()
+            self.animator.eval()
             if self.writer is not None:
                 self.writer.close()
         return self.history
