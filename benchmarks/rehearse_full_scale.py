@@ -49,10 +49,9 @@ def write_files(root: Path) -> None:
     del g
     clip = root / "clip"
     clip.mkdir()
-    test_clip.CONTEXT = 77  # the archives' context_length entry: 77 for OpenAI's models
     for arch, name in (("RN50-quickgelu", "RN50"), ("ViT-B-32-quickgelu", "ViT-B-32")):
         model = open_clip.create_model(arch, pretrained=None).eval()
-        test_clip.save_openai_archive(model, clip / f"{name}.pt")
+        test_clip.save_openai_archive(model, clip / f"{name}.pt", context_length=77)
     hub = root / "torch_home" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     url = torchvision.models.AlexNet_Weights.DEFAULT.url

@@ -61,7 +61,7 @@ def random_open_clip(kind: str, seed: int, fp16_exact: bool) -> open_clip.model.
     return model
 
 
-def save_openai_archive(model: open_clip.model.CLIP, path: Path) -> Path:
+def save_openai_archive(model: open_clip.model.CLIP, path: Path, context_length: int = CONTEXT) -> Path:
     """Save ``model`` as OpenAI ships CLIP: a TorchScript archive whose state dict uses OpenAI's key
     names (open_clip's ``CLIP`` keeps them) plus the integer entries input_resolution, context_length,
     vocab_size, and no attn_mask buffer."""
@@ -70,12 +70,13 @@ def save_openai_archive(model: open_clip.model.CLIP, path: Path) -> Path:
     archive._non_persistent_buffers_set.discard("attn_mask")
     size = model.visual.image_size
     size = size[0] if isinstance(size, tuple) else size
-    for key, value in {"input_resolution": size, "context_length": CONTEXT, "vocab_size": 49408}.items():
+    for key, value in {"input_resolution": size, "context_length": context_length, "vocab_size": 49408}.items():
         archive.__dict__.pop(key, None)
         archive.register_buffer(key, torch.tensor(value))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit deprecation and tracer warnings
-        traced = torch.jit.trace_module(archive, {"encode_image": (torch.zeros(1, 3, size, size),)})
+        traced = torch.jit.trace_module(archive, {"encode_image": (torch.zeros(1, 3, size, size),)},
+                                        check_trace=False)  # the check re-traces: slow, and flaky on ViTs
         torch.jit.save(traced, str(path))
     return path
 

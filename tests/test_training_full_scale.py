@@ -271,3 +271,13 @@ def test_ddp_unused_parameter_rule_matches_the_gradients_of_a_step(tmp_path, cas
     trainer.train_step(0)
     unused = [p for g in trainer.optimizer.param_groups for p in g["params"] if p.requires_grad and p.grad is None]
     assert bool(unused) == ddp_needs_unused_parameter_search(cfg)
+
+
+def test_clip_given_as_path_and_arch_is_saved_with_an_absolute_path(tmp_path, monkeypatch):
+    import dataclasses
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "laion.pt").write_bytes(b"x")
+    cfg = TrainConfig.from_yaml(str(tiny_config(tmp_path, steps=2)), [])
+    cfg = dataclasses.replace(cfg, loss_clip={"path": "laion.pt", "arch": "gelu"})
+    assert cfg.with_absolute_paths().loss_clip == {"path": str(tmp_path / "laion.pt"), "arch": "gelu"}

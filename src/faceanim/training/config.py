@@ -188,6 +188,8 @@ class TrainConfig:
             value = getattr(self, key)
             if isinstance(value, str) and value and not os.path.isabs(value) and Path(value).exists():
                 changes[key] = os.path.abspath(value)
+            elif isinstance(value, dict) and isinstance(value.get("path"), str) and Path(value["path"]).exists():
+                changes[key] = {**value, "path": os.path.abspath(value["path"])}  # a CLIP as {path, arch}
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
