@@ -55,6 +55,15 @@ class InputPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class SourcePath(InputPath):
+    """An existing file or folder, or something to download: a URL or a named source such as ``nvlabs:ffhq``."""
+
+    def convert(self, value: Any, param, ctx) -> str:
+        from faceanim.downloads import is_remote
+
+        return value if is_remote(value) else super().convert(value, param, ctx)
+
+
 def one_line(exc: click.UsageError) -> str:
     """A usage error as one line: ``--frames: 0 is not in the range 2<=x<=1024.``; for arguments the message."""
     if isinstance(exc, click.BadParameter) and exc.param is not None and not isinstance(exc, click.MissingParameter):

@@ -139,8 +139,10 @@ class TrainConfig:
                  "prompts": self.prompts if isinstance(self.prompts, str) else None,
                  "cond_clip": self.cond_clip if looks_like_path(self.cond_clip) else None,
                  "loss_clip": self.loss_clip if looks_like_path(self.loss_clip) else None}
+        from faceanim.downloads import is_remote
+
         for key, value in named.items():
-            if value and not Path(value).exists():
+            if value and not is_remote(value) and not Path(value).exists():
                 raise FaceanimError(f"config key `{key}`: no such file or folder: {value}")
 
     def to_dict(self) -> dict:
