@@ -14,8 +14,9 @@ import click
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the meanings of faceanim.utils.device.pick_device
 
 
-def bundle_option(help: str = "Bundle name or folder [default: toonface].") -> Callable:
-    return click.option("--bundle", "-b", default=None, metavar="NAME|DIR", help=help)
+def bundle_option(help: str = "Bundle: a name, a folder or a Hub id hf:ORG/NAME[@REV] [default: toonface]."
+                  ) -> Callable:
+    return click.option("--bundle", "-b", default=None, metavar="NAME|DIR|hf:ID", help=help)
 
 
 def device_option(f: Callable) -> Callable:
