@@ -11,10 +11,12 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import unquote
 
@@ -158,6 +160,28 @@ def _handler(hub: Hub):
                                "pullRequestUrl": None})
 
     return Handler
+
+
+def point_hf_at(monkeypatch, home: str | os.PathLike, endpoint: str | None = None, offline: bool = False) -> None:
+    """Set HF_HOME / HF_ENDPOINT / HF_HUB_OFFLINE for this test — in the environment and in huggingface_hub's
+    constants, which it reads once, at import."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setenv("HF_TOKEN", "hf_standin")
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(Path(home) / "hub"))
+    if endpoint is not None:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            endpoint + "/{repo_id}/resolve/{revision}/{filename}")
 
 
 @contextlib.contextmanager

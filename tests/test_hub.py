@@ -14,7 +14,7 @@ from faceanim.cli.main import main
 from faceanim.errors import FaceanimError
 from faceanim.hub import parse_hub_id, push_bundle, resolve_pretrained
 from faceanim.pipelines import AnimationPipeline
-from hub_helpers import stand_in_hub
+from hub_helpers import point_hf_at, stand_in_hub
 from tiny_models import tiny_bundle
 
 
@@ -26,28 +26,8 @@ def bundle(tmp_path_factory) -> Path:
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     with stand_in_hub() as h:
-        monkeypatch.setenv("HF_ENDPOINT", h.url)
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        monkeypatch.setenv("HF_TOKEN", "hf_standin")
-        _reload_hf_constants(monkeypatch)
+        point_hf_at(monkeypatch, tmp_path / "hf-home", h.url)
         yield h
-
-
-def _reload_hf_constants(monkeypatch) -> None:
-    """huggingface_hub reads HF_ENDPOINT / HF_HOME / HF_HUB_OFFLINE once, at import: set its constants for this test."""
-    import os
-
-    from huggingface_hub import constants
-
-    home = os.environ["HF_HOME"]
-    monkeypatch.setattr(constants, "ENDPOINT", os.environ.get("HF_ENDPOINT", constants.ENDPOINT))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(Path(home) / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE") == "1")
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                        constants.ENDPOINT + "/{repo_id}/resolve/{revision}/{filename}")
 
 
 def test_hub_ids_are_parsed():
@@ -89,8 +69,7 @@ def test_push_then_animate_from_the_hub_then_offline(bundle, hub, tmp_path, monk
     assert old.info.fps == info["fps"]
 
     # offline: the same ids come from the cache in HF_HOME, with no request
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _reload_hf_constants(monkeypatch)
+    point_hf_at(monkeypatch, tmp_path / "hf-home", offline=True)
     n = len(hub.requests)
     pipe = AnimationPipeline.from_pretrained("hf:faceanim-test/tiny")
     assert pipe.info.fps == 5 and len(hub.requests) == n
@@ -118,9 +97,7 @@ def test_prefilled_cache_offline_without_any_server(bundle, tmp_path, monkeypatc
     """The layout huggingface_hub's cache uses (models--ORG--NAME/{refs,snapshots}), written by hand."""
     import shutil
 
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _reload_hf_constants(monkeypatch)
+    point_hf_at(monkeypatch, tmp_path / "hf", offline=True)
     repo = tmp_path / "hf" / "hub" / "models--someone--faces"
     sha = "a" * 40
     shutil.copytree(bundle, repo / "snapshots" / sha)
