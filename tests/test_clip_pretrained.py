@@ -25,9 +25,9 @@ def text_features(model, prompts=PROMPTS):
     return model.encode_text(open_clip.tokenize(prompts, context_length=TEXT_CFG["context_length"]), normalize=True)
 
 
-def hub_files(model) -> dict[str, bytes]:
+def hub_files(model, kind: str = "rn") -> dict[str, bytes]:
     """An open_clip Hub repository: open_clip_config.json + open_clip_model.safetensors."""
-    config = {"model_cfg": {"embed_dim": 32, "vision_cfg": VISION_CFGS["rn"], "text_cfg": TEXT_CFG, "quick_gelu": True},
+    config = {"model_cfg": {"embed_dim": 32, "vision_cfg": VISION_CFGS[kind], "text_cfg": TEXT_CFG, "quick_gelu": True},
               "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
     state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "attn_mask"}
     return {"open_clip_config.json": json.dumps(config).encode(), "open_clip_model.safetensors": save_safetensors(state)}

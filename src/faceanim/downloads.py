@@ -97,11 +97,12 @@ def cached_path(url: str, cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir if cache_dir is not None else download_cache_dir()).joinpath(host, *segments)
 
 
-def fetch(spec: str | Source, cache_dir: str | os.PathLike | None = None, progress: bool = True,
+def fetch(spec: str | Source, cache_dir: str | os.PathLike | None = None, progress: bool | None = None,
           retries: int = 5, timeout: float = 60.0) -> Path:
     """The local path of a named source or URL, downloaded into the cache unless it is there already.
 
     A dropped connection is resumed (up to ``retries`` times in a row without progress) from where it stopped.
+    ``progress``: a byte bar on stderr (None: on interactive terminals, unless ``TQDM_DISABLE`` is set).
     Raises :class:`CheckpointError` (one line) for HTTP errors, a file shorter than announced or published, or a
     checksum that differs from the published one; nothing is then left in the cache.
     """
@@ -119,7 +120,7 @@ def fetch(spec: str | Source, cache_dir: str | os.PathLike | None = None, progre
     return dest
 
 
-def _download(source: Source, part: Path, progress: bool, retries: int, timeout: float) -> int | None:
+def _download(source: Source, part: Path, progress: bool | None, retries: int, timeout: float) -> int | None:
     """Grow ``part`` until it holds the whole file; returns the size the server announced (None if it did not)."""
     import http.client
     import urllib.error
@@ -129,8 +130,10 @@ def _download(source: Source, part: Path, progress: bool, retries: int, timeout:
 
     total: int | None = None
     failures = 0
+    if os.environ.get("TQDM_DISABLE", "") not in ("", "0"):
+        progress = False
     bar = tqdm(total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=Path(part.stem).name,
-               disable=not progress, leave=False)
+               disable=None if progress is None else not progress, leave=False)
     try:
         while True:
             have = part.stat().st_size if part.exists() else 0

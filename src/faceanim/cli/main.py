@@ -36,11 +36,13 @@ def _register() -> None:
     from faceanim.cli.demo import demo
     from faceanim.cli.evaluate import evaluate, results
     from faceanim.cli.photo import align, invert
+    from faceanim.cli.recipe import recipe
     from faceanim.cli.study import study
     from faceanim.cli.toon import toon
     from faceanim.cli.train import train
 
-    for command in (animate, convert, train, bundle, info, align, invert, evaluate, results, toon, study, demo):
+    for command in (animate, convert, recipe, train, bundle, info, align, invert, evaluate, results, toon, study,
+                    demo):
         cli.add_command(command)
 
 
