@@ -110,3 +110,14 @@ def test_recipe_end_to_end_interrupted_resumed_then_animate(servers, tmp_path, m
     monkeypatch.chdir(tmp_path)
     assert main(["animate", "me.jpg", "-p", "smiling", "-b", "ffhq", "-n", "3", "--invert-steps", "2"]) == 0
     assert (tmp_path / "animation.mp4").stat().st_size > 0
+
+
+def test_dry_run_states_the_plan_and_downloads_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACEANIM_HOME", str(tmp_path / "home"))
+    assert main(["recipe", "ffhq", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "on a GPU: under 60 min" in out and "on CPU:   20 h to 25 h" in out
+    assert "generator: nvlabs:ffhq; CLIPs: RN50 / ViT-B-32 (openai); 17 prompts" in out
+    assert not (tmp_path / "home").exists()
+    assert main(["recipe", "ffhq", "--dry-run", "--set", "bogus=1"]) == 2
+    assert "unknown training option(s): bogus" in capsys.readouterr().err

@@ -19,7 +19,8 @@ EXIT_USER_ERROR = 2
 def cli() -> None:
     """Language-guided face animation (Hang et al.) on CPU, Apple MPS or CUDA.
 
-    Environment: FACEANIM_HOME (where bundles and CLIP files are looked up, default ~/.cache/faceanim),
+    Environment: FACEANIM_HOME (where bundles, CLIP files, downloads and recipes live, default ~/.cache/faceanim),
+    HF_HOME / HF_HUB_OFFLINE=1 / HF_TOKEN (hf:ORG/NAME bundles and open_clip downloads, via huggingface_hub),
     FACEANIM_NO_MALLOC_TUNING=1 (keep glibc's default allocator), FACEANIM_DEBUG=1 (tracebacks),
     TQDM_DISABLE=1 (no progress bars).
     """
