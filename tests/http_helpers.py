@@ -76,14 +76,20 @@ def _handler(server: FileServer):
 
 
 @contextlib.contextmanager
-def serve(files: dict[str, bytes] | None = None) -> Iterator[FileServer]:
-    state = FileServer(files=dict(files or {}))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+def running(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free port of 127.0.0.1 in a thread; yields the base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield state
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextlib.contextmanager
+def serve(files: dict[str, bytes] | None = None) -> Iterator[FileServer]:
+    state = FileServer(files=dict(files or {}))
+    with running(_handler(state)) as state.url:
+        yield state

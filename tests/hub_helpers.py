@@ -13,12 +13,13 @@ import hashlib
 import json
 import os
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import unquote
+
+from http_helpers import running
 
 
 @dataclass
@@ -187,12 +188,5 @@ def point_hf_at(monkeypatch, home: str | os.PathLike, endpoint: str | None = Non
 @contextlib.contextmanager
 def stand_in_hub() -> Iterator[Hub]:
     hub = Hub()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
-    hub.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(_handler(hub)) as hub.url:
         yield hub
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
