@@ -109,3 +109,24 @@ def test_train_config_accepts_pretrained_and_hub_ids(tmp_path):
                                  "pretrained": "openai", "mode": "latent", "prompts": ["smiling"]})
     cfg.check_paths()  # neither a named source, a tag'd name nor an hf-hub: id is a missing path
     assert cfg.pretrained == "openai"
+
+
+def test_name_and_tag_download_through_open_clips_own_loading(tmp_path, monkeypatch):
+    """A tag open_clip publishes on the Hub: create_model(name, pretrained=tag) fetches it into the HF cache.
+    A tiny architecture and tag are registered in open_clip's tables for the test (real ones are 100 M+ weights)."""
+    from open_clip import factory, pretrained
+
+    model = random_open_clip("vit", seed=5, fp16_exact=False)
+    monkeypatch.setitem(factory._MODEL_CONFIGS, "tiny-vit", {"embed_dim": 32, "vision_cfg": VISION_CFGS["vit"],
+                                                             "text_cfg": TEXT_CFG})
+    monkeypatch.setitem(pretrained._PRETRAINED, "tiny-vit", {"openai": pretrained._pcfg(
+        hf_hub="faceanim-test/tiny-vit/", quick_gelu=True)})
+    with stand_in_hub() as hub:
+        sha = "d" * 40
+        hub.repos["faceanim-test/tiny-vit"] = {"refs": {"main": sha}, "commits": {sha: hub_files(model, "vit")}}
+        point_hf_at(monkeypatch, tmp_path / "hf", hub.url)
+        enc = load_clip("tiny-vit", None, pretrained="openai")
+        assert any("/faceanim-test/tiny-vit/resolve/" in p for _, p in hub.requests)
+    assert enc.config.quick_gelu  # the tag's activation, whatever the architecture's config says
+    with torch.no_grad():
+        torch.testing.assert_close(enc.encode_text(PROMPTS), text_features(model))

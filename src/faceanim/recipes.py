@@ -76,8 +76,8 @@ def expected_time(steps: int) -> list[str]:
     gpu = GPU_SECONDS_PER_STEP[1] * steps
     return [f"expected training time for {steps} steps with the 1024 px FFHQ generator:",
             f"  on a GPU: under {_duration(gpu)} (the paper: 2,000 steps in under 1 h)",
-            f"  on CPU:   {_span(lo * steps, hi * steps)} ({lo:.0f}–{hi:.0f} s per step measured on "
-            "2 cores; see docs/BENCHMARKS.md)",
+            f"  on CPU:   {_span(lo * steps, hi * steps)} ({lo:.0f}–{hi:.0f} s per step measured at 1024 px, "
+            "batch 2, on 2 cores; see docs/BENCHMARKS.md)",
             "  interrupt at any time: the same command resumes from the latest checkpoint"]
 
 

@@ -62,7 +62,7 @@ def load_open_clip(name: str, pretrained: str | None = None, cache_dir: str | os
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
         raise CheckpointError(f"open_clip has no pretrained tag {pretrained!r} for {arch} (its tags: {tags})")
     try:
-        model = _create(open_clip, arch, pretrained, cache_dir, None)
+        model = _create(open_clip, arch, pretrained, cache_dir, None, bool(tag_cfg.get("quick_gelu", False)))
     except _NotFound as exc:
         found = _find_openai_archive(tag_cfg, cache_dir)
         if found is None:
@@ -83,16 +83,17 @@ class _NotFound(Exception):
         self.reason = reason
 
 
-def _create(open_clip, name: str, pretrained: str | None, cache_dir, on_missing):
-    """open_clip.create_model, quiet; any failure to obtain the weights → _NotFound (or ``on_missing``'s error)."""
+def _create(open_clip, name: str, pretrained: str | None, cache_dir, on_missing, quick_gelu: bool = False):
+    """open_clip.create_model, quiet; any failure to obtain the weights → _NotFound (or ``on_missing``'s error).
+    ``quick_gelu``: the activation the tag was trained with (OpenAI's: QuickGELU; open_clip only warns otherwise)."""
     logger = logging.getLogger()
     level = logger.level
     logger.setLevel(logging.CRITICAL)  # open_clip logs each failed download attempt at ERROR
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return open_clip.create_model(name, pretrained=pretrained, cache_dir=None if cache_dir is None
-                                          else str(cache_dir))
+            return open_clip.create_model(name, pretrained=pretrained, force_quick_gelu=quick_gelu,
+                                          cache_dir=None if cache_dir is None else str(cache_dir))
     except Exception as exc:  # noqa: BLE001 - open_clip wraps download errors in RuntimeError, hub errors vary
         reason = _first_line(exc)
         if on_missing is not None:
