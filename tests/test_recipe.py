@@ -91,6 +91,7 @@ def test_recipe_end_to_end_interrupted_resumed_then_animate(servers, tmp_path, m
     bundle = tmp_path / "home" / "bundles" / "ffhq"
     info = json.loads((bundle / "bundle.json").read_text())
     assert info["name"] == "ffhq" and info["alignment"] == "ffhq" and info["template"] == "The person is {}."
+    assert info["supported_prompts"] == list(EXPRESSIONS)  # what it was trained on (faceanim info lists them)
     assert "faceanim recipe ffhq" in (bundle / "MODEL_CARD.md").read_text()
 
     assert main(args) == 2  # a finished bundle is not overwritten without --force

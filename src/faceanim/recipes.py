@@ -158,8 +158,10 @@ def run_recipe(name: str, out: str | os.PathLike | None = None, work: str | os.P
     from faceanim.bundles import BundleInfo, create_bundle
 
     log(f"[4/4] bundle → {out}")
+    prompts = list(data["prompts"]) if isinstance(data["prompts"], list) else []
+    examples = [p for p in recipe.example_prompts if not prompts or p in prompts] or prompts[:3]
     info = BundleInfo(name=recipe.name, template=data["template"], truncation_psi=float(data["truncation_psi"]),
-                      example_prompts=list(recipe.example_prompts), alignment=recipe.alignment,
+                      example_prompts=examples, supported_prompts=prompts, alignment=recipe.alignment,
                       description=recipe.description)
     loss_clip = clips["loss_clip"] if not isinstance(clips["loss_clip"], dict) else None
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,9 @@ class BundleInfo:
     z_sampler: str = "gaussian"            # how a seed becomes z (faceanim.data.z_samplers)
     fps: int = 10                          # default frames per second of written videos
     num_frames: int = 16                   # default frames per prompt
-    example_prompts: list[str] = field(default_factory=lambda: ["smiling"])
+    example_prompts: list[str] = field(default_factory=lambda: ["smiling"])  # drawn from supported_prompts
+    supported_prompts: list[str] = field(default_factory=list)  # trained and checked on (empty: not declared)
+    prompt_threshold: float | None = None  # CLIP similarity below which a prompt is far from all supported ones
     alignment: str = "ffhq"                # how photos become crops: "ffhq" (dlib landmarks), "center-crop", "none"
     description: str = ""
     components: dict[str, str] = field(default_factory=dict)  # component → sub-folder
@@ -175,6 +177,13 @@ def read_bundle_info(folder: str | os.PathLike) -> BundleInfo:
     if info.alignment not in ALIGNMENTS:
         raise CheckpointError(f"{folder}/bundle.json: alignment must be one of {', '.join(ALIGNMENTS)}, "
                               f"got {info.alignment!r}")
+    unsupported = [p for p in info.example_prompts if info.supported_prompts and p not in info.supported_prompts]
+    if unsupported:
+        raise CheckpointError(f"{folder}/bundle.json: example prompts {unsupported} are not among its "
+                              "supported_prompts")
+    if info.prompt_threshold is not None and not -1.0 <= info.prompt_threshold <= 1.0:
+        raise CheckpointError(f"{folder}/bundle.json: prompt_threshold must be a cosine similarity in [-1, 1], "
+                              f"got {info.prompt_threshold}")
     return info
 
 
@@ -244,7 +253,14 @@ def describe_bundle(folder: str | os.PathLike) -> str:
         where = f"inside {shared[0]}/" if shared else f"{size / 1e6:.1f} MB"
         lines.append(f"  {comp:<10} {detail}  [{where}]")
     total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    lines.append(f"  total {total / 1e6:.1f} MB; example prompts: {', '.join(info.example_prompts)}")
+    lines.append(f"  total {total / 1e6:.1f} MB")
+    if info.supported_prompts:
+        lines.append(f"  supported prompts: {', '.join(info.supported_prompts)}")
+        if info.prompt_threshold is not None:
+            lines.append(f"  (other prompts run too; one far from all of these — CLIP similarity below "
+                         f"{info.prompt_threshold:.3f} — gets a note)")
+    else:
+        lines.append(f"  example prompts: {', '.join(info.example_prompts)}")
     if (folder / "MODEL_CARD.md").is_file():
         lines.append(f"  model card: {folder / 'MODEL_CARD.md'}")
     return "\n".join(lines)

@@ -133,6 +133,18 @@ class AnimationPipeline:
             return w.contiguous(), None
         return self.latent_from_seed(0 if seed is None else seed), None
 
+    def prompt_notes(self, prompts: str | Sequence[str]) -> list[str]:
+        """One line for each prompt far from every prompt the bundle supports (``info.supported_prompts``, by the
+        conditioning CLIP and ``info.prompt_threshold``; see :mod:`faceanim.pipelines.prompt_scope`); [] when the
+        bundle declares none."""
+        from faceanim.pipelines.prompt_scope import far_prompt_notes
+
+        if self.info is None:
+            return []
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        return far_prompt_notes(self.animator.clip, self.template, prompts, self.info.supported_prompts,
+                                self.info.prompt_threshold, self.name)
+
     # -- animation -----------------------------------------------------------------------------------------------
     def _check(self, prompts: Sequence[str], num_frames: int) -> list[str]:
         if isinstance(prompts, str):

@@ -198,6 +198,8 @@ class AnimateJob:
                                              projector_config=projector_config)
         pipe.inverter.progress = True
         pipe.inverter.notice = notice or log
+        for note in pipe.prompt_notes(list(self.prompts)):
+            (notice or log)(note)
         t_load = time.perf_counter() - t0
         frames = self.frames or bundle.info.num_frames
         fps = self.fps or bundle.info.fps

@@ -80,6 +80,11 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     num_frames: int = 0                # frames in the video
     fps: int = 10
+    prompt_notes: list[str] = field(default_factory=list)  # prompts far from every one the bundle supports
+
+    def note_text(self) -> str:
+        """The face note, then one line per far prompt."""
+        return "\n\n".join([self.face_note, *self.prompt_notes])
 
     def timing_text(self) -> str:
         parts = [f"{k} {v:.2f} s" for k, v in self.timings.items()]
@@ -157,7 +162,7 @@ class DemoEngine:
         info = getattr(self.pipe(bundle), "info", None)
         return {"frames": min(getattr(info, "num_frames", 16), self.config.max_frames),
                 "fps": min(getattr(info, "fps", 10), MAX_FPS),
-                "examples": list(getattr(info, "example_prompts", ["smiling"])),
+                "examples": list(getattr(info, "supported_prompts", None) or getattr(info, "example_prompts", ["smiling"])),
                 "template": self.pipe(bundle).template}
 
     def aligns_photos(self, bundle: str | None = None) -> bool:
@@ -380,7 +385,7 @@ class DemoEngine:
         timings["total"] = time.perf_counter() - t_start
         n = result.frames.shape[1] if req.compare else result.frames.shape[0]
         return DemoResult(video=mp4, files=[mp4, gif, *latents], face=face, reconstruction=recon, face_note=note,
-                          timings=timings, num_frames=n, fps=fps)
+                          timings=timings, num_frames=n, fps=fps, prompt_notes=pipe.prompt_notes(prompts))
 
 
 # -- the page -----------------------------------------------------------------------------------------------------
@@ -443,7 +448,7 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
             first_line = (str(exc).splitlines() or [""])[0][:200]
             raise gr.Error(f"internal error: {type(exc).__name__}: {first_line}", print_exception=False) from None
         return (str(result.video), [str(p) for p in result.files], result.face, result.reconstruction,
-                result.face_note, result.timing_text())
+                result.note_text(), result.timing_text())
 
     def on_bundle(bundle):
         dd = engine.defaults(bundle)
