@@ -65,7 +65,11 @@ def test_dropped_connection_is_resumed_with_a_range_request(tmp_path):
         path = fetch(f"{srv('/blob.bin')}#sha256={sha}")
         assert path.read_bytes() == BLOB
         assert srv.requests == [("GET", "/blob.bin", None), ("GET", "/blob.bin", "bytes=300000-")]
-    assert cache_files(tmp_path) == ["blob.bin"]
+        # the cached file is checked against the checksum asked for; another checksum means another file
+        assert fetch(f"{srv('/blob.bin')}#sha256={sha}") == path and len(srv.requests) == 2
+        with pytest.raises(CheckpointError, match="differs from the published"):
+            fetch(f"{srv('/blob.bin')}#sha256={'1' * 64}")
+    assert cache_files(tmp_path) == []
 
 
 def test_interrupted_download_resumes_from_its_part_file(tmp_path):

@@ -109,9 +109,10 @@ def fetch(spec: str | Source, cache_dir: str | os.PathLike | None = None, progre
     source = resolve_source(spec)
     dest = cached_path(source.url, cache_dir)
     if dest.is_file():
-        if source.size is None or dest.stat().st_size == source.size:
+        if (source.size is None or dest.stat().st_size == source.size) and \
+                (source.sha256 is None or _sha256(dest) == source.sha256.lower()):
             return dest
-        dest.unlink()  # a cached file that does not match the published size: fetch it again
+        dest.unlink()  # a cached file that does not match what is published now: fetch it again
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     total = _download(source, part, progress, retries, timeout)
@@ -197,14 +198,19 @@ def _verify(source: Source, part: Path, total: int | None) -> None:
             raise CheckpointError(f"{source.name}: downloaded {size} bytes but {expected} were {what} "
                                   "(truncated or wrong file); refused")
     if source.sha256:
-        digest = hashlib.sha256()
-        with open(part, "rb") as f:
-            while chunk := f.read(CHUNK):
-                digest.update(chunk)
-        if digest.hexdigest() != source.sha256.lower():
+        digest = _sha256(part)
+        if digest != source.sha256.lower():
             _discard(part)
-            raise CheckpointError(f"{source.name}: SHA-256 {digest.hexdigest()[:12]}… differs from the published "
+            raise CheckpointError(f"{source.name}: SHA-256 {digest[:12]}… differs from the published "
                                   f"{source.sha256[:12]}…; refused")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _discard(part: Path) -> None:
