@@ -160,3 +160,49 @@ def test_image_latent_dataset(tmp_path):
         ImageLatentDataset(d, tmp_path / "short.pt", 16)
     with pytest.raises(FaceanimError, match="shape"):
         ImageLatentDataset(d, tmp_path / "lat.pt", 16, num_ws=18, w_dim=512)
+
+
+def test_official_contrastive_form_and_first_last_term(tmp_path):
+    """Options for the official code's choices (docs/FIDELITY.md rows 5 and 14), against its formulas written out:
+    ``log(1 + Σ_j exp((s_ij − s_ii)/τ))`` averaged over the batch, and ``MSE(Δw⁽¹⁾, Δw⁽ᵀ⁾)``."""
+    torch.manual_seed(0)
+    clip = CLIPEncoder.from_config(CLIP_VIT)
+    frames, prompts = torch.rand(3, 3, 16, 16) * 2 - 1, ["smiling", "crying", "angry"]
+    s = clip.encode_image(frames) @ clip.encode_text(prompts, template="The person is {}.").t()
+    official = torch.log(1 + torch.exp((s - torch.diag(s).view(-1, 1)) / 0.07).sum(dim=1)).mean()
+    loss = ContrastiveLoss(clip, 0.07, template="The person is {}.", form="official")
+    assert loss(frames, prompts).item() == pytest.approx(official.item(), rel=1e-4)
+    assert ContrastiveLoss(clip, 0.07, template="The person is {}.")(frames, prompts).item() < official.item()
+    with pytest.raises(ValueError, match="form"):
+        ContrastiveLoss(clip, form="softplus")
+
+    from faceanim.losses import FirstLastRegularization
+
+    ws, w_s = torch.randn(2, 4, 3, 5), torch.randn(2, 3, 5)
+    dw = ws - w_s[:, None]
+    assert FirstLastRegularization()(ws).item() == pytest.approx(torch.nn.functional.mse_loss(dw[:, 0], dw[:, -1]).item(),
+                                                                 rel=1e-5)
+    total, terms = AnimationLoss(LossWeights(w_reg=0, path_reg=0, contrastive=0, lpips=0, first_last=2.0))(
+        ws, w_s, {}, prompts[:2])
+    assert set(terms) == {"first_last"} and total.item() == pytest.approx(2 * terms["first_last"].item())
+
+    from tiny_models import tiny_config
+
+    from faceanim.training.build import build_trainer
+    from faceanim.training.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(tiny_config(tmp_path, loss={"first_last": 1.0, "contrastive_form": "official"}))
+    trainer = build_trainer(cfg)
+    assert trainer.loss.active["first_last"] == 1.0 and trainer.loss.contrastive.form == "official"
+    off = {"w_reg": 0.0, "path_reg": 0.0, "contrastive": 0.0, "lpips": 0.0, "first_last": 1.0}
+    (tmp_path / "fl").mkdir()
+    trainer = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path / "fl", loss=off)))
+    with torch.no_grad():
+        for p in trainer.animator.motion_mapper.layers[-1].parameters():
+            p.normal_(0, 0.01)
+    before = [p.detach().clone() for p in trainer.animator.motion.parameters()]
+    report = trainer.train_step(0)
+    assert report["loss"] == pytest.approx(report["first_last"]) and report["first_last"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.animator.motion.parameters()))  # reaches M
+    with pytest.raises(FaceanimError, match="contrastive_form"):
+        TrainConfig.from_dict({**TrainConfig.from_yaml(tiny_config(tmp_path)).to_dict(), "loss": {"contrastive_form": "x"}})

@@ -147,3 +147,80 @@ def test_trainer_records_train_frames_for_matched_rates(tmp_path):
     A = LanguageGuidedAnimator.from_pretrained(trainer.run_dir / "motion_model")
     assert A.config.train_frames == cfg.num_frames and A.config.inference_rates == "matched"
     assert abs(sum(A.motion.rates(16, decay=True)) - 0.2 * (cfg.num_frames - 1)) < 1e-9
+
+
+def test_official_rates_are_the_official_codes():
+    """``inference_rates: official``: r = 0.8/T in training and 0.8/T·(T−t)/T at inference (rnn.py of the official
+    code: ``w_residual = 0.2 * 4.0``, ``r = w_residual / n_frames * (T − t) / T``), written out here by hand."""
+    official = RecurrentMotionGenerator(8, 4, official_rates=True)
+    paper = RecurrentMotionGenerator(8, 4)
+    assert official.rates(4, decay=False) == pytest.approx(paper.rates(4, decay=False))  # identical at T = 4
+    assert official.rates(8, decay=False) == pytest.approx([0.1] * 7)
+    for T in (4, 16, 32):
+        by_hand = [0.8 / T * (T - t) / T for t in range(1, T)]
+        assert official.rates(T, decay=True) == pytest.approx(by_hand)
+    assert sum(official.rates(16, decay=True)) == pytest.approx(0.375)
+    assert sum(paper.rates(16, decay=True)) == pytest.approx(1.5)
+    A = _animator("latent", inference_rates="official")
+    assert A.motion.official_rates and not A.motion.matched_train_frames
+    assert not _animator("latent").motion.official_rates
+    with pytest.raises(FaceanimError, match="inference_rates"):
+        MotionConfig(inference_rates="linear")
+    with pytest.raises(ValueError, match="choose one"):
+        RecurrentMotionGenerator(8, 4, matched_train_frames=4, official_rates=True)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_detach_visual_stops_ms_gradient_into_the_visual_encoder(detach):
+    """``detach_visual`` (the official code's ``txt_embed + img_embed.detach()``): the motion codes carry no gradient
+    to E_v; w_v = H_v(z_v) still does."""
+    A = _animator("image", detach_visual=detach)
+    with torch.no_grad():
+        for p in A.visual_mapper.layers[-1].parameters():
+            p.normal_()
+    img, w_inv = torch.rand(2, 3, 20, 20) * 2 - 1, torch.randn(2, 6, 4)
+    visual = [p for p in A.clip.model.visual.parameters()]
+
+    def grad_norm(loss):
+        grads = torch.autograd.grad(loss, visual, allow_unused=True)
+        return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+    out = A(["smiling", "crying"], 3, image=img, w_inv=w_inv, rng=torch.Generator().manual_seed(0))
+    assert (grad_norm(out.codes[:, -1].square().sum()) == 0) == detach
+    out = A(["smiling", "crying"], 3, image=img, w_inv=w_inv, rng=torch.Generator().manual_seed(0))
+    assert grad_norm(out.w_s.square().sum()) > 0
+
+
+def test_official_mapper_layout():
+    """``mapper_layout: official``: rosinality's EqualLinear + fused leaky ReLU on all three layers (the official
+    ``Mapper``), computed here by hand; same parameter names as the project's layout; saved and reloaded as such."""
+    torch.manual_seed(0)
+    H = MotionMapper(8, num_ws=3, w_dim=4, hidden=16, layout="official")
+    assert [n for n, _ in H.named_parameters()] == [n for n, _ in MotionMapper(8, 3, 4, 16).named_parameters()]
+    with torch.no_grad():
+        for layer in H.layers:
+            layer.bias.normal_()
+    x = torch.randn(2, 5, 8)
+    y = x / (x.pow(2).mean(-1, keepdim=True) + 1e-8).sqrt()
+    for layer in H.layers:  # EqualLinear(in, out, activation="fused_lrelu")
+        y = y @ (layer.weight / layer.weight.shape[1] ** 0.5).t() + layer.bias
+        y = torch.where(y >= 0, y, 0.2 * y) * 2 ** 0.5
+    assert torch.allclose(H(x), y.reshape(2, 5, 3, 4), atol=1e-5)
+    fresh = MotionMapper(8, 3, 4, 16, layout="official")
+    assert fresh(x).abs().mean() > 0.1 and fresh.layers[0].weight.std().item() == pytest.approx(1, rel=0.2)
+    with pytest.raises(ValueError, match="layout"):
+        MotionMapper(8, 3, 4, 16, layout="stylegan")
+    with pytest.raises(FaceanimError, match="mapper_layout"):
+        MotionConfig(mapper_layout="stylegan")
+
+
+def test_official_mapper_layout_round_trip(tmp_path):
+    A = _animator("image", mapper_layout="official")
+    assert A.visual_mapper.layout == A.motion_mapper.layout == "official"
+    A.save_pretrained(tmp_path / "m")
+    B = LanguageGuidedAnimator.from_pretrained(tmp_path / "m")
+    assert B.config.mapper_layout == "official" and B.motion_mapper.layout == "official"
+    img, w_inv = torch.rand(1, 3, 20, 20) * 2 - 1, torch.randn(1, 6, 4)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(A(["smiling"], 3, image=img, w_inv=w_inv, rng=g()).ws,
+                       B(["smiling"], 3, image=img, w_inv=w_inv, rng=g()).ws)

@@ -114,3 +114,70 @@ def test_latent_inputs_and_errors(pipe):
         pipe("smiling", seed=1, latent=w)
     with pytest.raises(FaceanimError, match="cannot invert"):  # a pipeline built without an inverter
         AnimationPipeline(pipe.G, pipe.animator)("smiling", image=torch.zeros(1, 3, 16, 16))
+
+
+# -- image mode: eq. 8 with the visual mapper (issue 17, point 2) -----------------------------------------------------
+@pytest.fixture(scope="module")
+def photo_pipe(tmp_path_factory):
+    return AnimationPipeline.from_bundle(tiny_bundle(tmp_path_factory.mktemp("photo-bundle"), mode="image"))
+
+
+def _photo(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """An 'aligned photo' [1, 3, 16, 16] in [-1, 1] and its 'inverted code' w_inv (the tiny generator's W+)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, 16, 16, generator=g) * 2 - 1, torch.randn(6, 32, generator=g)
+
+
+def _eq8_by_hand(pipe, prompt: str, img: torch.Tensor, w_inv: torch.Tensor, T: int, rng: torch.Generator):
+    """w⁽ⁱ⁾ = H_t(z⁽ⁱ⁾) + H_v(z_v) + w_inv with z⁽¹⁾ = E_t(x_t) + E_v(x_v) and the decaying inference rates, computed
+    from the parts (not through ``LanguageGuidedAnimator.forward``). Returns (w⁽ⁱ⁾ [T, …], w_s = H_v(z_v) + w_inv)."""
+    A = pipe.animator
+    with torch.no_grad():
+        z_t = A.clip.encode_text([prompt], template=pipe.template)
+        z_v = A.clip.encode_image(img)
+        codes = A.motion(z_t + z_v, T, decay=True, rng=rng)
+        w_s = A.visual_mapper(z_v)[0] + w_inv
+        return A.motion_mapper(codes)[0] + w_s, w_s
+
+
+def test_image_mode_composes_codes_by_eq8(photo_pipe):
+    """The pipeline's codes are eq. 8's Δw⁽ⁱ⁾ + w_v + w_inv (as training composes them), not Δw⁽ⁱ⁾ + w_inv."""
+    pipe = photo_pipe
+    assert pipe.animator.config.mode == "image"
+    img, w_inv = _photo()
+    assert tuple(w_inv.shape) == (pipe.G.num_ws, pipe.G.w_dim)
+    expect, w_s = _eq8_by_hand(pipe, "smiling", img, w_inv, 5, torch.Generator().manual_seed(0))
+    w_v = w_s - w_inv
+    assert w_v.abs().mean() > 1e-2  # H_v adds something: the test can tell the two compositions apart
+    pipe.anchor_first_frame = False
+    try:
+        literal = pipe("smiling", image=img, latent=w_inv, num_frames=5)
+    finally:
+        pipe.anchor_first_frame = True
+    assert torch.allclose(literal.latents, expect, atol=1e-5)
+    assert not torch.allclose(literal.latents, expect - w_v, atol=1e-3)  # the old composition (no H_v)
+    anchored = pipe("smiling", image=img, latent=w_inv, num_frames=5)  # default: starts at w_s, same motion
+    assert torch.allclose(anchored.latents, expect - expect[:1] + w_s, atol=1e-5)
+    assert torch.allclose(anchored.latents[0], w_s, atol=1e-6)
+    half = pipe("smiling", image=img, latent=w_inv, num_frames=5, strength=0.5)
+    assert torch.allclose(half.latents - w_s, 0.5 * (anchored.latents - w_s), atol=1e-5)
+    batch = pipe.batch(["crying", "smiling"], image=img, latent=w_inv, num_frames=5)
+    assert torch.allclose(batch.latents[:, 0], w_s.expand(2, -1, -1), atol=1e-6)  # both start at w_s
+
+
+def test_image_mode_timeline_adds_w_v_once(photo_pipe):
+    """A timeline's next prompt continues from the last frame's code, which already holds w_v."""
+    pipe = photo_pipe
+    img, w_inv = _photo(1)
+    out = pipe(["crying", "pouting"], image=img, latent=w_inv, num_frames=4)
+    rng = torch.Generator().manual_seed(0)
+    first, w_s = _eq8_by_hand(pipe, "crying", img, w_inv, 4, rng)
+    first = first - first[:1] + w_s
+    assert torch.allclose(out.latents[:4], first, atol=1e-5)
+    second, _ = _eq8_by_hand(pipe, "pouting", img, w_inv, 4, rng)  # rng continues after the first segment's draw
+    assert torch.allclose(out.latents[3:], second - second[:1] + first[-1], atol=1e-5)
+
+
+def test_image_mode_refuses_a_face_without_a_photo(photo_pipe):
+    with pytest.raises(FaceanimError, match="image mode"):
+        photo_pipe("smiling", seed=1, num_frames=3)

@@ -45,8 +45,9 @@ def tiny_config(tmp_path: Path, **overrides) -> Path:
     return path
 
 
-def tiny_bundle(tmp: Path) -> Path:
-    """A complete bundle (16 px generator, tiny CLIPs, an untrained motion model with some motion)."""
+def tiny_bundle(tmp: Path, mode: str = "latent") -> Path:
+    """A complete bundle (16 px generator, tiny CLIPs, an untrained motion model with some motion). ``mode="image"``:
+    a photo bundle whose visual mapper H_v adds a non-zero w_v (no inversion encoder: give photos with their code)."""
     from faceanim.bundles import BundleInfo, create_bundle
     from faceanim.encoders.clip import CLIPEncoder
     from faceanim.motion import LanguageGuidedAnimator, MotionConfig
@@ -55,11 +56,12 @@ def tiny_bundle(tmp: Path) -> Path:
     G = Generator.from_pretrained(gen)
     torch.manual_seed(1)
     clip = CLIPEncoder.from_config(CLIP_RN)
-    cfg = MotionConfig(z_dim=32, h_dim=16, num_ws=G.num_ws, w_dim=G.w_dim, mapper_hidden=32, mode="latent",
+    cfg = MotionConfig(z_dim=32, h_dim=16, num_ws=G.num_ws, w_dim=G.w_dim, mapper_hidden=32, mode=mode,
                        template="The cartoon person is {}.")
     A = LanguageGuidedAnimator(cfg, clip)
-    with torch.no_grad():  # give the untrained model some motion
-        for p in A.motion_mapper.layers[-1].parameters():
+    with torch.no_grad():  # give the untrained model some motion (and, in image mode, some w_v)
+        mappers = [A.motion_mapper] + ([A.visual_mapper] if mode == "image" else [])
+        for p in (p for m in mappers for p in m.layers[-1].parameters()):
             p.normal_(0, 0.05)
     A.save_pretrained(tmp / "motion")
     CLIPEncoder.from_config(CLIP_VIT).save_pretrained(tmp / "loss_clip")

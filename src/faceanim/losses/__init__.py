@@ -4,7 +4,7 @@ from faceanim.losses.animation import AnimationLoss, LossWeights
 from faceanim.losses.contrastive import ContrastiveLoss
 from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
-from faceanim.losses.regularization import PathRegularization, WRegularization
+from faceanim.losses.regularization import FirstLastRegularization, PathRegularization, WRegularization
 
-__all__ = ["AnimationLoss", "ContrastiveLoss", "DirectionalLoss", "LPIPSLoss", "LossWeights", "PathRegularization",
-           "WRegularization"]
+__all__ = ["AnimationLoss", "ContrastiveLoss", "DirectionalLoss", "FirstLastRegularization", "LPIPSLoss", "LossWeights",
+           "PathRegularization", "WRegularization"]

@@ -10,7 +10,7 @@ from torch import nn
 from faceanim.losses.contrastive import ContrastiveLoss
 from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
-from faceanim.losses.regularization import PathRegularization, WRegularization
+from faceanim.losses.regularization import FirstLastRegularization, PathRegularization, WRegularization
 
 
 @dataclass
@@ -22,6 +22,7 @@ class LossWeights:
     contrastive: float = 0.5
     lpips: float = 1.0
     directional: float = 0.0  # beyond the paper (0: off): losses.directional.DirectionalLoss
+    first_last: float = 0.0   # the official code's first-vs-last term (0: off, as the paper): FirstLastRegularization
 
 
 class AnimationLoss(nn.Module):
@@ -41,6 +42,7 @@ class AnimationLoss(nn.Module):
         self.weights = weights
         self.w_reg = WRegularization(reduction)
         self.path_reg = PathRegularization(path_order, reduction)
+        self.first_last = FirstLastRegularization(reduction)
         self.contrastive = contrastive
         self.lpips = lpips
         self.directional = directional
@@ -58,6 +60,8 @@ class AnimationLoss(nn.Module):
             terms["lpips"] = w.lpips
         if w.directional:
             terms["directional"] = w.directional
+        if w.first_last:
+            terms["first_last"] = w.first_last
         return {k: v for k, v in terms.items() if v}
 
     def pixel_frames(self, num_frames: int) -> list[int]:
@@ -83,6 +87,8 @@ class AnimationLoss(nn.Module):
             terms["w_reg"] = self.w_reg(ws, w_s)
         if "path_reg" in active:
             terms["path_reg"] = self.path_reg(ws)
+        if "first_last" in active:
+            terms["first_last"] = self.first_last(ws)
         if "contrastive" in active:
             terms["contrastive"] = self.contrastive(frames[T - 1], prompts, rng=rng)
         if "lpips" in active:

@@ -39,8 +39,13 @@ class ContrastiveLoss(nn.Module):
     """
 
     def __init__(self, clip: CLIPEncoder, temperature: float = 0.07, template: str | None = None,
-                 views: int = 0, view_shift: float = 0.06, view_scale: float = 0.08):
+                 views: int = 0, view_shift: float = 0.06, view_scale: float = 0.08, form: str = "paper"):
+        """``form="official"``: the official code's log(1 + Σ_j exp((s_ij − s_ii)/τ)) (``src/criteria/losses.py``),
+        which is softplus of eq. 11's per-sample term, instead of the term itself."""
         super().__init__()
+        if form not in ("paper", "official"):
+            raise ValueError(f"contrastive form must be 'paper' or 'official', got {form!r}")
+        self.form = form
         self.clip = clip.eval().requires_grad_(False)
         self.temperature, self.template = temperature, template
         self.views, self.view_shift, self.view_scale = views, view_shift, view_scale
@@ -71,4 +76,6 @@ class ContrastiveLoss(nn.Module):
         t = self.text_embeddings(prompts).to(v)
         logits = v @ t.t() / self.temperature
         target = torch.arange(n, device=v.device).repeat(x.shape[0] // n)
+        if self.form == "official":
+            return F.softplus(F.cross_entropy(logits, target, reduction="none")).mean()
         return F.cross_entropy(logits, target)

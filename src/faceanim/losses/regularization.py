@@ -52,3 +52,18 @@ class PathRegularization(nn.Module):
         if d.shape[1] == 0:
             return ws.sum() * 0.0
         return _reduce(d.square(), self.reduction)
+
+
+class FirstLastRegularization(nn.Module):
+    """‖w⁽ᵀ⁾ − w⁽¹⁾‖²₂: the official code's ``lambda_w_reg`` term, MSE(Δw⁽¹⁾, Δw⁽ᵀ⁾) (``tools/dist_train.py``), which
+    is not in the paper. Off by default (``loss.first_last``)."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}")
+        self.reduction = reduction
+
+    def forward(self, ws: torch.Tensor) -> torch.Tensor:
+        """ws ``[B, T, num_ws, w_dim]``."""
+        return _reduce((ws[:, -1:] - ws[:, :1]).square(), self.reduction)

@@ -48,12 +48,13 @@ class LanguageGuidedAnimator(nn.Module):
         self.clip = clip
         self.motion = RecurrentMotionGenerator(
             config.z_dim, config.h_dim, config.residual_rate, config.h0_std, config.slope,
-            matched_train_frames=config.train_frames if config.inference_rates == "matched" else 0)
+            matched_train_frames=config.train_frames if config.inference_rates == "matched" else 0,
+            official_rates=config.inference_rates == "official")
         self.motion_mapper = MotionMapper(config.z_dim, config.num_ws, config.w_dim, config.mapper_hidden,
-                                          config.mapper_layers)
+                                          config.mapper_layers, config.mapper_layout)
         if config.mode == "image":
             self.visual_mapper = VisualMapper(config.z_dim, config.num_ws, config.w_dim, config.mapper_hidden,
-                                              config.mapper_layers)
+                                              config.mapper_layers, config.mapper_layout)
 
     # -- parameter groups with the paper's learning rates (IV-A-2) ---------------------------------------------
     def parameter_groups(self, lr_encoder: float = 1e-5, lr_mapper: float = 1e-3, lr_recurrent: float = 1e-3,
@@ -94,7 +95,8 @@ class LanguageGuidedAnimator(nn.Module):
         prompts: B strings, or precomputed text embeddings ``[B, z_dim]``.
         image mode: ``image`` ``[B, 3, H, W]`` in [-1, 1] and its inversion ``w_inv`` ``[B, num_ws, w_dim]``.
         latent mode: ``w_source`` ``[B, num_ws, w_dim]`` (a code sampled through the generator's mapping);
-        in image mode ``w_source`` replaces w_s (prompt timelines continue from the last frame).
+        in image mode ``w_source`` replaces w_s = H_v(z_v) + w_inv, H_v unused: only for a prompt timeline that
+        continues from a frame's code (which holds w_v already). A photo's code goes in ``w_inv``.
         decay: the inference schedule of the residual rates.
         """
         z_t = prompts if isinstance(prompts, torch.Tensor) else self.encode_text(list(prompts))
@@ -104,7 +106,7 @@ class LanguageGuidedAnimator(nn.Module):
             z_v = self.clip.encode_image(image)
             # w_source overrides w_s = H_v(z_v) + w_inv: a timeline's next prompt starts from the last frame's code.
             w_s = w_source if w_source is not None else self.visual_mapper(z_v) + w_inv
-            z1 = z_t + z_v
+            z1 = z_t + (z_v.detach() if self.config.detach_visual else z_v)
         else:
             if w_source is None:
                 raise ValueError("latent mode needs w_source, a code sampled through the generator's mapping")

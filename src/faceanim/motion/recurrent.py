@@ -24,9 +24,12 @@ class RecurrentMotionGenerator(nn.Module):
                  residual_rate: float = 0.2,   # r₁ = r₂ in training
                  h0_std: float = 0.1,          # std of h⁽¹⁾
                  slope: float = 0.1,           # leaky ReLU slope of σ
-                 matched_train_frames: int = 0):  # > 0: inference rates sum to training's (T_train−1)·r
+                 matched_train_frames: int = 0,  # > 0: inference rates sum to training's (T_train−1)·r
+                 official_rates: bool = False):  # the official code's r = 4·r/T (training and inference)
         super().__init__()
-        self.matched_train_frames = matched_train_frames
+        if matched_train_frames and official_rates:
+            raise ValueError("matched_train_frames and official_rates are two different schedules: choose one")
+        self.matched_train_frames, self.official_rates = matched_train_frames, official_rates
         self.z_dim, self.h_dim = z_dim, h_dim
         self.residual_rate, self.h0_std, self.slope = residual_rate, h0_std, slope
         self.W1 = nn.Linear(z_dim, h_dim)           # 384 × z_dim
@@ -37,11 +40,15 @@ class RecurrentMotionGenerator(nn.Module):
         """r for the steps i = 2…T: constant in training, 0.2·(T+1−i)/T with ``decay`` (inference). With
         ``matched_train_frames`` = T_train, the decaying rates are rescaled to sum to (T_train − 1)·0.2, the total of
         a training video, so that a video of any length travels as far as the model was trained to (the paper's
-        schedule travels 0.2·(T−1)/2, e.g. 2.5× the training distance for T = 16 after training on 4 frames)."""
+        schedule travels 0.2·(T−1)/2, e.g. 2.5× the training distance for T = 16 after training on 4 frames).
+        With ``official_rates`` the rate is the official code's 0.8/T (``rnn.py``: ``w_residual * 4.0 / n_frames``)
+        in training and times the same linear decay at inference: 0.2 when training on 4 frames, and a 16-frame
+        video travels 0.4·(T−1)/T = 0.375."""
         T = num_frames
+        base = self.residual_rate * 4.0 / T if self.official_rates else self.residual_rate
         if not decay:
-            return [self.residual_rate] * (T - 1)
-        rates = [self.residual_rate * (T + 1 - i) / T for i in range(2, T + 1)]
+            return [base] * (T - 1)
+        rates = [base * (T + 1 - i) / T for i in range(2, T + 1)]
         if self.matched_train_frames and rates:
             scale = self.residual_rate * (self.matched_train_frames - 1) / sum(rates)
             rates = [r * scale for r in rates]

@@ -31,9 +31,11 @@ class AnimationPipeline:
     def __init__(self, generator, animator, template: str | None = None, truncation_psi: float = 0.7,
                  inverter: Callable | None = None, name: str = "custom", anchor_first_frame: bool = True,
                  z_sampler: str = "gaussian", info=None):
-        """``anchor_first_frame``: subtract Δw⁽¹⁾ from every Δw⁽ⁱ⁾ so that the video starts exactly at the given
-        face (the paper's w⁽¹⁾ = Δw⁽¹⁾ + w_s is only pulled towards w_s by its losses) and prompt timelines
-        join without a jump. False reproduces eq. 8 literally. ``inverter``: aligned face image →
+        """``anchor_first_frame``: subtract Δw⁽¹⁾ from every Δw⁽ⁱ⁾ so that the video starts exactly at the source
+        code w_s (the paper's w⁽¹⁾ = Δw⁽¹⁾ + w_s is only pulled towards w_s by its losses) and prompt timelines
+        join without a jump. w_s is the given face in latent mode and H_v(z_v) + w_inv in image mode (eq. 8, as
+        in training). False gives eq. 8 as written, w⁽ⁱ⁾ = Δw⁽ⁱ⁾ + w_v + w_inv (latent mode: Δw⁽ⁱ⁾ + w_s), with
+        the paper's decaying inference rates (docs/FIDELITY.md). ``inverter``: aligned face image →
         ``(image [1, 3, R, R], W+ [num_ws, w_dim])``, e.g. :class:`faceanim.inversion.Inverter` (``from_bundle``
         sets one); without it, photos are refused. ``info``: the bundle's :class:`~faceanim.bundles.BundleInfo`
         (``from_bundle`` sets it)."""
@@ -161,15 +163,19 @@ class AnimationPipeline:
         return prompts
 
     @torch.no_grad()
-    def _motion(self, prompts: list[str], w_s: torch.Tensor, image: torch.Tensor | None, num_frames: int,
-                strength: float, rng: torch.Generator) -> torch.Tensor:
-        """W+ codes ``[N, T, num_ws, w_dim]`` for N prompts that all start from ``w_s`` ``[N, num_ws, w_dim]``."""
+    def _motion(self, prompts: list[str], w: torch.Tensor, image: torch.Tensor | None, num_frames: int,
+                strength: float, rng: torch.Generator, continued: bool = False) -> torch.Tensor:
+        """W+ codes ``[N, T, num_ws, w_dim]`` for N prompts from the face code ``w`` ``[N, num_ws, w_dim]``.
+
+        Latent mode: ``w`` is w_s. Image mode: ``w`` is the photo's code w_inv and w_s = H_v(z_v) + w_inv (eq. 8,
+        as in training); with ``continued`` (a timeline's next prompt) ``w`` is the last frame's code, which holds
+        w_v already, and is w_s as it is."""
         z_t = self.animator.clip.encode_text(prompts, template=self.template)
-        kw = {"w_source": w_s}
+        kw = {"w_source": w}
         if self.animator.config.mode == "image":
             if image is None:
                 raise FaceanimError("this motion model reads a photo (image mode): give an image, not a seed or latent")
-            kw["image"] = image.expand(len(prompts), -1, -1, -1)
+            kw = {"w_source" if continued else "w_inv": w, "image": image.expand(len(prompts), -1, -1, -1)}
         out = self.animator(z_t, num_frames, decay=True, rng=rng, **kw)
         delta = out.ws - out.w_s[:, None]  # Δw⁽ⁱ⁾
         if self.anchor_first_frame:
@@ -217,7 +223,7 @@ class AnimationPipeline:
         codes, starts = [], []
         current = w
         for p in prompts:
-            seg = self._motion([p], current[None], img, num_frames, strength, rng)[0]
+            seg = self._motion([p], current[None], img, num_frames, strength, rng, continued=bool(codes))[0]
             if codes:
                 seg = seg[1:]  # the first frame of a segment repeats the previous segment's last frame
             starts.append(sum(c.shape[0] for c in codes))

@@ -91,8 +91,9 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
             print(f"faceanim: note: {lpips.reason}")
         lpips = lpips.to(device)
     weights = LossWeights(cfg.loss.w_reg, cfg.loss.path_reg, cfg.loss.contrastive, cfg.loss.lpips,
-                          cfg.loss.directional)
-    contrastive = (ContrastiveLoss(loss_clip, cfg.loss.temperature, template=cfg.template, views=cfg.loss.views)
+                          cfg.loss.directional, first_last=cfg.loss.first_last)
+    contrastive = (ContrastiveLoss(loss_clip, cfg.loss.temperature, template=cfg.template, views=cfg.loss.views,
+                                   form=cfg.loss.contrastive_form)
                    if cfg.loss.contrastive or cfg.loss.directional else None)
     directional = DirectionalLoss(contrastive, cfg.loss.neutral_prompt) if cfg.loss.directional else None
     loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction, directional)

@@ -25,6 +25,10 @@ class LossConfig:
                                   # of each last frame (0: the frame itself, as the paper)
     directional: float = 0.0      # beyond the paper: λ of the directional CLIP loss (losses/directional.py)
     neutral_prompt: str = "expressionless"  # its neutral text (in the prompt template)
+    first_last: float = 0.0       # the official code's λ_w_reg: MSE between the first and the last frame's codes
+                                  # (0: off, as the paper; docs/FIDELITY.md)
+    contrastive_form: str = "paper"  # "paper": eq. 11 (cross-entropy); "official": the official code's
+                                     # log(1 + Σ_j exp((s_ij − s_ii)/τ)), i.e. softplus of eq. 11's term
 
 
 @dataclass
@@ -115,6 +119,9 @@ class TrainConfig:
         return cls.from_dict(apply_overrides(data, overrides or []))
 
     def validate(self) -> None:
+        if not self.loss.first_last >= 0 or self.loss.contrastive_form not in ("paper", "official"):
+            raise FaceanimError("loss.first_last must be ≥ 0 and loss.contrastive_form 'paper' or 'official', got "
+                                f"{self.loss.first_last!r}, {self.loss.contrastive_form!r}")
         if not self.grad_clip >= 0:
             raise FaceanimError(f"grad_clip must be ≥ 0 (0 = off), got {self.grad_clip}")
         if self.mode not in ("image", "latent"):
