@@ -7,7 +7,7 @@
     encoder/             optional inversion encoder (e4e, native; from e4e_ffhq_encode.pt), for real photos
     MODEL_CARD.md        how the bundle was made and what it measures
 
-Bundles are found by path, or by name among the bundles shipped in the package (``toonface``) and those in
+Bundles are found by path, by Hub id (``hf:ORG/NAME[@REV]``, :mod:`faceanim.hub`), or by name among the bundles shipped in the package (``toonface``) and those in
 ``$FACEANIM_HOME/bundles`` (default ``~/.cache/faceanim/bundles``). :class:`Bundle` is the one way in:
 
     bundle = Bundle.open("toonface")          # a name or a folder; reads bundle.json only (no torch)
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from faceanim.data.prompts import DEFAULT_TEMPLATE
 from faceanim.errors import CheckpointError, FaceanimError
+from faceanim.hub import download_bundle, is_hub_id
 
 KIND = "faceanim-bundle"
 ALIGNMENTS = ("ffhq", "center-crop", "none")  # ffhq: dlib + FFHQ crop; center-crop: the centred square; none: as is
@@ -64,8 +65,10 @@ def available_bundles() -> dict[str, Path]:
 
 
 def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
-    """A bundle folder from a path or a name (None = the default bundle)."""
+    """A bundle folder from a path, a name (None = the default bundle) or a Hub id ``hf:ORG/NAME[@REV]``."""
     spec = str(name_or_path) if name_or_path is not None else DEFAULT_BUNDLE
+    if is_hub_id(spec):
+        return download_bundle(spec)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "bundle.json").is_file():
@@ -75,7 +78,7 @@ def resolve_bundle(name_or_path: str | os.PathLike | None) -> Path:
     if spec in found:
         return found[spec]
     names = ", ".join(found) or "none installed"
-    raise FaceanimError(f"unknown bundle {spec!r} (available: {names}; or give a bundle folder path)")
+    raise FaceanimError(f"unknown bundle {spec!r} (available: {names}; or give a bundle folder path or hf:ORG/NAME)")
 
 
 def _what_it_is(folder: Path) -> str:

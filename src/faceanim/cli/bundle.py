@@ -1,4 +1,4 @@
-"""``faceanim bundle create`` and ``faceanim info``."""
+"""``faceanim bundle create``, ``faceanim bundle push`` and ``faceanim info``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,24 @@ def bundle_create(out, generator, motion, loss_clip, clip_arch, encoder, name, f
         click.echo(f"  {note}")
 
 
+@bundle.command("push")
+@click.argument("folder", type=InputPath(file_okay=False))
+@click.argument("repo_id", metavar="ORG/NAME")
+@click.option("--private", is_flag=True, help="Create the repository private (if it does not exist yet).")
+@click.option("--revision", default=None, help="Branch to commit to [default: main].")
+@click.option("--message", "-m", default=None, help="Commit message.")
+def bundle_push(folder, repo_id, private, revision, message) -> None:
+    """Upload a bundle FOLDER to the Hugging Face model repository ORG/NAME (uses your `hf auth login` or HF_TOKEN).
+
+    Others then run it with `faceanim animate -b hf:ORG/NAME` or `AnimationPipeline.from_pretrained("ORG/NAME")`.
+    """
+    from faceanim.hub import push_bundle
+
+    url = push_bundle(folder, repo_id, private=private, revision=revision, commit_message=message)
+    click.echo(f"pushed {folder} → {url}")
+    click.echo(f"run it with: faceanim animate -p smiling -b hf:{repo_id}")
+
+
 @bundle.command("calibrate-prompts")
 @click.argument("bundle_name", metavar="BUNDLE")
 @click.option("--positives", "-P", multiple=True, required=True, type=InputPath(dir_okay=False),
@@ -102,7 +120,7 @@ def calibrate_prompts(bundle_name, positives, negatives, seed, write, out) -> No
 @click.command()
 @click.argument("bundle_name", metavar="[BUNDLE]", required=False)
 def info(bundle_name: str | None) -> None:
-    """Describe a bundle (a name such as `toonface`, or a folder). Without BUNDLE: list the known bundles."""
+    """Describe a bundle (a name such as `toonface`, a folder or hf:ORG/NAME). Without BUNDLE: list the known bundles."""
     from faceanim.bundles import Bundle, available_bundles
 
     if bundle_name is None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from faceanim.cli.options import InputPath
+from faceanim.cli.options import SourcePath
 
 
 @click.command()
-@click.argument("src", type=InputPath())
+@click.argument("src", type=SourcePath())
 @click.argument("dst", type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["auto", "rosinality", "e4e", "nvlabs", "native"]),
               default="auto", show_default=True, help="Source format (auto-detected from the file's first bytes).")
@@ -22,7 +22,10 @@ def convert(src: str, dst: str, fmt: str, lr_mlp: float, part: str, force: bool)
 
     SRC: rosinality .pt (e.g. stylegan2-ffhq-config-f.pt), NVlabs .pkl (stylegan2-ada-pytorch / stylegan3 with a
     StyleGAN2 generator; read without running the code inside), or an e4e .pt (e4e_ffhq_encode.pt: its encoder,
-    or with --part generator its generator).
+    or with --part generator its generator). SRC may also be an http(s) URL (a checksum may follow as
+    #sha256=HEX) or a named source — nvlabs:ffhq, nvlabs:metfaces, nvlabs:afhqcat, nvlabs:afhqdog,
+    nvlabs:afhqwild, nvlabs:brecahad, nvlabs:cifar10 (NVlabs' stylegan2-ada pickles) —, downloaded into
+    $FACEANIM_HOME/downloads with a progress bar and resumed if the connection drops.
     """
     from faceanim.convert import convert_checkpoint
 

@@ -19,7 +19,8 @@ EXIT_USER_ERROR = 2
 def cli() -> None:
     """Language-guided face animation (Hang et al.) on CPU, Apple MPS or CUDA.
 
-    Environment: FACEANIM_HOME (where bundles and CLIP files are looked up, default ~/.cache/faceanim),
+    Environment: FACEANIM_HOME (where bundles, CLIP files, downloads and recipes live, default ~/.cache/faceanim),
+    HF_HOME / HF_HUB_OFFLINE=1 / HF_TOKEN (hf:ORG/NAME bundles and open_clip downloads, via huggingface_hub),
     FACEANIM_NO_MALLOC_TUNING=1 (keep glibc's default allocator), FACEANIM_DEBUG=1 (tracebacks),
     TQDM_DISABLE=1 (no progress bars).
     """
@@ -36,11 +37,13 @@ def _register() -> None:
     from faceanim.cli.demo import demo
     from faceanim.cli.evaluate import evaluate, results
     from faceanim.cli.photo import align, invert
+    from faceanim.cli.recipe import recipe
     from faceanim.cli.study import study
     from faceanim.cli.toon import toon
     from faceanim.cli.train import train
 
-    for command in (animate, convert, train, bundle, info, align, invert, evaluate, results, toon, study, demo):
+    for command in (animate, convert, recipe, train, bundle, info, align, invert, evaluate, results, toon, study,
+                    demo):
         cli.add_command(command)
 
 

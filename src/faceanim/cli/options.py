@@ -16,8 +16,9 @@ ARCH_HELP = ("CLIP architecture of a checkpoint file: an open_clip name (RN50, V
              "or only the activation (quickgelu | gelu) [default: from the file; OpenAI archives: QuickGELU].")
 
 
-def bundle_option(help: str = "Bundle name or folder [default: toonface].") -> Callable:
-    return click.option("--bundle", "-b", default=None, metavar="NAME|DIR", help=help)
+def bundle_option(help: str = "Bundle: a name, a folder or a Hub id hf:ORG/NAME[@REV] [default: toonface]."
+                  ) -> Callable:
+    return click.option("--bundle", "-b", default=None, metavar="NAME|DIR|hf:ID", help=help)
 
 
 def device_option(f: Callable) -> Callable:
@@ -55,6 +56,15 @@ class InputPath(click.Path):
         if not os.path.exists(value):
             self.fail(f"no such {'folder' if not self.file_okay else 'file'}: {value}", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class SourcePath(InputPath):
+    """An existing file or folder, or something to download: a URL or a named source such as ``nvlabs:ffhq``."""
+
+    def convert(self, value: Any, param, ctx) -> str:
+        from faceanim.downloads import is_remote
+
+        return value if is_remote(value) else super().convert(value, param, ctx)
 
 
 def one_line(exc: click.UsageError) -> str:

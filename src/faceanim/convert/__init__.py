@@ -50,8 +50,15 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def load_generator(src: str | os.PathLike, fmt: str = "auto", lr_mlp: float = 0.01):
-    """Load a StyleGAN2 generator from any supported format. Returns ``(Generator, notes, format)``."""
+    """Load a StyleGAN2 generator from any supported format. Returns ``(Generator, notes, format)``.
+
+    ``src`` may also be a URL or a named source (``nvlabs:ffhq``): downloaded into the cache first
+    (:func:`faceanim.downloads.fetch`)."""
+    from faceanim.downloads import fetch, is_remote
     from faceanim.models.stylegan2 import Generator
+
+    if is_remote(src):
+        src = fetch(src)
 
     if fmt not in FORMATS:
         raise CheckpointError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -63,7 +63,9 @@ def _check_frames(num_frames: int) -> None:
 
 @torch.no_grad()
 def _synthesize(G, ws: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([G.synthesis(ws[i:i + batch_size], noise_mode="const") for i in range(0, ws.shape[0], batch_size)])
+    """Frames clamped to [-1, 1], as AnimationPipeline returns them (the methods are compared on equal terms)."""
+    frames = [G.synthesis(ws[i:i + batch_size], noise_mode="const") for i in range(0, ws.shape[0], batch_size)]
+    return torch.cat(frames).clamp_(-1, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
@@ -15,23 +14,18 @@ if TYPE_CHECKING:
     from faceanim.bundles import Bundle
 
 from faceanim.pipelines.job import MAX_FRAMES
+from faceanim.pipelines.output import AnimationOutput, check_output_type, convert_frames, progress_bar
 
-
-@dataclass
-class AnimationOutput:
-    frames: torch.Tensor          # [T, 3, H, W] in [-1, 1]  (batch(): [N, T, 3, H, W])
-    latents: torch.Tensor         # W+ per frame, [T, num_ws, w_dim]  (batch(): [N, T, num_ws, w_dim])
-    prompts: list[str]            # the prompts, as given
-    segment_starts: list[int] = field(default_factory=list)  # first frame of each prompt of a timeline
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: "motion", "synthesis"
+__all__ = ["AnimationOutput", "AnimationPipeline"]
 
 
 class AnimationPipeline:
     """Frozen StyleGAN2 + trained motion model (+ optional inversion) → animations.
 
-    >>> pipe = AnimationPipeline.from_bundle("toonface").to("cpu")
+    >>> pipe = AnimationPipeline.from_pretrained("toonface")      # or a folder, "ORG/NAME" on the Hub
     >>> out = pipe(prompt="smiling", seed=3, num_frames=16)
-    >>> out.frames.shape        # [16, 3, 128, 128]
+    >>> out.frames.shape        # [16, 3, 128, 128], in [-1, 1]; output_type="np" | "pil" as in diffusers
+    >>> out.save("smiling.mp4")
     """
 
     def __init__(self, generator, animator, template: str | None = None, truncation_psi: float = 0.7,
@@ -54,8 +48,23 @@ class AnimationPipeline:
         self.template = template or animator.config.template
         self.truncation_psi, self.inverter, self.name = truncation_psi, inverter, name
         self.info = info
+        self._progress_bar_config: dict[str, Any] = {}
 
     # -- construction --------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained: "str | os.PathLike | Bundle | None" = None, revision: str | None = None,
+                        torch_dtype: torch.dtype | None = None, device: str | torch.device = "cpu", **kwargs
+                        ) -> "AnimationPipeline":
+        """diffusers' way in: a bundle name ("toonface"), a folder, or a Hugging Face Hub id — "ORG/NAME" (when no
+        such folder exists) or "hf:ORG/NAME[@REV]" — fetched through huggingface_hub's cache (``HF_HOME``,
+        ``HF_HUB_OFFLINE``); ``revision``: a branch, tag or commit of that repository. ``torch_dtype``: only
+        float32 for now (the generator computes in float32). Other keywords go to :meth:`from_bundle`."""
+        from faceanim.hub import resolve_pretrained
+
+        if torch_dtype not in (None, torch.float32):
+            raise FaceanimError(f"torch_dtype={torch_dtype} is not supported yet: faceanim's networks run in float32")
+        return cls.from_bundle(resolve_pretrained(pretrained, revision), device=device, **kwargs)
+
     @classmethod
     def from_bundle(cls, bundle: "str | os.PathLike | Bundle | None" = None, device: str | torch.device = "cpu",
                     inversion: str = "auto", projector_config=None, encoder: str | os.PathLike | None = None
@@ -85,6 +94,11 @@ class AnimationPipeline:
     @property
     def device(self) -> torch.device:
         return self.G.w_avg.device
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """tqdm keywords for the frames bar shown while synthesizing when no ``progress`` callback is given, as in
+        diffusers (``disable=True`` hides it; by default it shows on interactive terminals)."""
+        self._progress_bar_config = dict(kwargs)
 
     # -- sources -------------------------------------------------------------------------------------------------
     def latent_from_seed(self, seed: int) -> torch.Tensor:
@@ -169,18 +183,25 @@ class AnimationPipeline:
         return out.w_s[:, None] + strength * delta
 
     def _synthesize(self, ws: torch.Tensor, batch_size: int, progress: Callable[[int], None] | None) -> torch.Tensor:
+        if progress is None:
+            with progress_bar(ws.shape[0], self._progress_bar_config) as bar:
+                return self._synthesize(ws, batch_size, bar.update)
         frames = []
         for i in range(0, ws.shape[0], batch_size):
             frames.append(self.G.synthesis(ws[i:i + batch_size], noise_mode="const"))
-            if progress is not None:
-                progress(frames[-1].shape[0])
+            progress(frames[-1].shape[0])
         return torch.cat(frames)
+
+    def _output(self, frames: torch.Tensor, output_type: str, **fields) -> AnimationOutput:
+        fps = self.info.fps if self.info is not None else 10
+        return AnimationOutput(frames=convert_frames(frames, output_type), fps=fps, **fields)
 
     @torch.no_grad()
     def __call__(self, prompt: str | Sequence[str], image: torch.Tensor | None = None,
                  latent: torch.Tensor | None = None, seed: int | None = None, num_frames: int = 16,
                  strength: float = 1.0, ping_pong: bool = False, rng: torch.Generator | None = None,
-                 batch_size: int = 8, progress: Callable[[int], None] | None = None) -> AnimationOutput:
+                 batch_size: int = 8, progress: Callable[[int], None] | None = None, output_type: str = "pt"
+                 ) -> AnimationOutput:
         """Animate one face. Several prompts form a timeline (IV-E-2): each starts from the last code of the
         previous one ("crying" → "pouting"). ``strength`` scales the motion Δw; ``ping_pong`` plays the video
         back to its first frame for seamless loops. Deterministic for a given seed and ``rng`` (a torch.Generator).
@@ -188,7 +209,12 @@ class AnimationPipeline:
         The face comes from ``seed``, ``latent`` (W ``[w_dim]`` or W+ ``[num_ws, w_dim]``) or ``image``: an
         *aligned* face crop (PIL image, path, uint8 ``[H, W, 3]`` or ``[1, 3, H, W]`` in [-1, 1]; align photos with
         :class:`faceanim.align.FaceAligner` first), inverted by ``self.inverter``. Given both ``image`` and
-        ``latent``, the latent is used as is and the image only feeds image-mode motion models."""
+        ``latent``, the latent is used as is and the image only feeds image-mode motion models.
+
+        ``output_type``: "pt" (tensor ``[T, 3, H, W]`` in [-1, 1]), "np" (``[T, H, W, 3]`` in [0, 1]) or "pil" (a
+        list of images); frames are clamped to that range. ``progress`` is called with the number of frames each
+        synthesis step made (without it, a tqdm bar: :meth:`set_progress_bar_config`). ``out.save("x.mp4")``."""
+        check_output_type(output_type)
         prompts = self._check(prompt, num_frames)
         if rng is None:
             rng = torch.Generator().manual_seed(0 if seed is None else int(seed))
@@ -209,15 +235,17 @@ class AnimationPipeline:
         t1 = time.perf_counter()
         frames = self._synthesize(ws, batch_size, progress)
         t2 = time.perf_counter()
-        return AnimationOutput(frames=frames, latents=ws, prompts=prompts, segment_starts=starts,
-                               timings={"motion": t1 - t0, "synthesis": t2 - t1})
+        return self._output(frames, output_type, latents=ws, prompts=prompts, segment_starts=starts,
+                            timings={"motion": t1 - t0, "synthesis": t2 - t1})
 
     @torch.no_grad()
     def batch(self, prompts: Sequence[str], image: torch.Tensor | None = None, latent: torch.Tensor | None = None,
               seed: int | None = None, num_frames: int = 16, strength: float = 1.0, ping_pong: bool = False,
               rng: torch.Generator | None = None, batch_size: int = 8,
-              progress: Callable[[int], None] | None = None) -> AnimationOutput:
-        """One animation per prompt, all from the same face (for side-by-side grids). Frames ``[N, T, 3, H, W]``."""
+              progress: Callable[[int], None] | None = None, output_type: str = "pt") -> AnimationOutput:
+        """One animation per prompt, all from the same face (for side-by-side grids). Frames ``[N, T, 3, H, W]``
+        (``output_type`` as in ``__call__``; "pil": one list of images per prompt); ``out.save()`` writes a grid."""
+        check_output_type(output_type)
         prompts = self._check(prompts, num_frames)
         if rng is None:
             rng = torch.Generator().manual_seed(0 if seed is None else int(seed))
@@ -230,5 +258,5 @@ class AnimationPipeline:
         N, T = ws.shape[:2]
         frames = self._synthesize(ws.reshape(N * T, *ws.shape[2:]), batch_size, progress)
         t2 = time.perf_counter()
-        return AnimationOutput(frames=frames.reshape(N, T, *frames.shape[1:]), latents=ws, prompts=prompts,
-                               timings={"motion": t1 - t0, "synthesis": t2 - t1})
+        return self._output(frames.reshape(N, T, *frames.shape[1:]), output_type, latents=ws, prompts=prompts,
+                            timings={"motion": t1 - t0, "synthesis": t2 - t1})

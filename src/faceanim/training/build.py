@@ -40,10 +40,16 @@ def next_run_dir(out_dir: str | os.PathLike, name: str, create: bool = True) -> 
     return out / f"{(max(nums) + 1) if nums else 0:05d}-{safe}"
 
 
-def load_clip(spec, cache_dir: str | None):
+def load_clip(spec, cache_dir: str | None, pretrained: str | None = None):
+    """A CLIP from a config dict (random init), an open_clip name + pretrained tag or ``hf-hub:`` id (open_clip's
+    loading and cache), or a file / folder / bare name in ``cache_dir`` (faceanim's reader)."""
     from faceanim.encoders.clip import CLIPEncoder
+    from faceanim.encoders.pretrained import is_open_clip_name, load_open_clip
 
+    if is_open_clip_name(spec, pretrained):  # a name + tag or an hf-hub: id: open_clip's loading and cache
+        return load_open_clip(str(spec), pretrained)
     return CLIPEncoder.from_spec(spec, cache_dir=cache_dir)  # path / name, {path, arch}, or an architecture dict
+
 
 
 def ddp_needs_unused_parameter_search(cfg: TrainConfig) -> bool:
@@ -104,8 +110,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
         raise FaceanimError(f"batch size {cfg.batch_size} needs at least {cfg.batch_size} distinct prompts, "
                             f"got {len(prompts)}")
 
-    cond_clip = load_clip(cfg.cond_clip, cfg.clip_cache)
-    loss_clip = load_clip(cfg.loss_clip, cfg.clip_cache).to(device)
+    cond_clip = load_clip(cfg.cond_clip, cfg.clip_cache, cfg.pretrained)
+    loss_clip = load_clip(cfg.loss_clip, cfg.clip_cache, cfg.pretrained).to(device)
     if dist.is_main:
         print(f"faceanim: conditioning {cond_clip.origin}; loss {loss_clip.origin}")
     motion_cfg = MotionConfig(**{"z_dim": cond_clip.embed_dim, "num_ws": G.num_ws, "w_dim": G.w_dim,

@@ -45,6 +45,9 @@ class TrainConfig:
     cond_clip: Any = "RN50"                   # conditioning CLIP (E_t, E_v): path / cache name / custom config dict
     loss_clip: Any = "ViT-B-32"               # frozen CLIP inside the contrastive loss
     clip_cache: str | None = None             # folder where bare CLIP names are looked up
+    pretrained: str | None = None             # open_clip pretrained tag for bare cond_clip / loss_clip names
+                                              # ("openai", "laion2b_s34b_b79k", …), through open_clip's loading
+                                              # and cache; an "hf-hub:ORG/NAME" CLIP needs none
     motion: dict = field(default_factory=dict)  # MotionConfig overrides (h_dim, mapper_hidden, mapper_input, …)
     # data
     mode: str = "image"                       # "image" (images + inverted latents) or "latent" (sampled w_s)
@@ -162,16 +165,19 @@ class TrainConfig:
 
     def check_paths(self) -> None:
         """Every file or folder the config names exists; a missing one is reported with its config key."""
-        def looks_like_path(v: Any) -> bool:  # CLIP cache names ("RN50") are not paths
-            return isinstance(v, str) and (os.sep in v or v.endswith((".pt", ".pth", ".pkl", ".safetensors")))
+        def looks_like_path(v: Any) -> bool:  # CLIP cache names ("RN50") and hf-hub: ids are not paths
+            return isinstance(v, str) and not v.startswith("hf-hub:") and \
+                (os.sep in v or v.endswith((".pt", ".pth", ".pkl", ".safetensors")))
 
         named = {"generator": self.generator, "images": self.images, "latents": self.latents,
                  "evaluator": self.evaluator, "clip_cache": self.clip_cache,
                  "prompts": self.prompts if isinstance(self.prompts, str) else None,
                  "cond_clip": self.cond_clip if looks_like_path(self.cond_clip) else None,
                  "loss_clip": self.loss_clip if looks_like_path(self.loss_clip) else None}
+        from faceanim.downloads import is_remote
+
         for key, value in named.items():
-            if value and not Path(value).exists():
+            if value and not is_remote(value) and not Path(value).exists():
                 raise FaceanimError(f"config key `{key}`: no such file or folder: {value}")
 
     def uses_checkpointing(self, resolution: int) -> bool:
