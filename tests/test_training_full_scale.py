@@ -281,3 +281,11 @@ def test_clip_given_as_path_and_arch_is_saved_with_an_absolute_path(tmp_path, mo
     cfg = TrainConfig.from_yaml(str(tiny_config(tmp_path, steps=2)), [])
     cfg = dataclasses.replace(cfg, loss_clip={"path": "laion.pt", "arch": "gelu"})
     assert cfg.with_absolute_paths().loss_clip == {"path": str(tmp_path / "laion.pt"), "arch": "gelu"}
+
+
+def test_render_chunk_keeps_the_pixels_per_call_constant_unless_set():
+    auto = TrainConfig.from_dict({"mode": "latent"})
+    assert [auto.render_chunk(r) for r in (16, 128, 256, 512, 1024)] == [8, 8, 8, 2, 1]
+    assert TrainConfig.from_dict({"mode": "latent", "render_batch_size": 3}).render_chunk(1024) == 3
+    with pytest.raises(Exception, match="render_batch_size"):
+        TrainConfig.from_dict({"mode": "latent", "render_batch_size": -1})

@@ -80,7 +80,8 @@ class TrainConfig:
     sample_every: int = 500
     sample_frames: int = 16
     sample_size: int = 256                    # frame size (px) in the sample grid PNG (0: the generator's resolution)
-    render_batch_size: int = 8                # frames per generator call when rendering samples and metric videos
+    render_batch_size: int = 0                # frames per generator call when rendering samples and metric videos
+                                              # (0: auto, 8 frames of 256 px or as many pixels: 1 frame at 1024 px)
                                               # (as the pipeline's batch_size): bounds their memory at any resolution
     metrics_every: int = 0                    # every N steps: the registered metrics (faceanim.evaluation) on fixed
                                               # videos → metrics.jsonl and TensorBoard (0: off)
@@ -158,8 +159,9 @@ class TrainConfig:
         if self.activation_checkpointing not in (True, False, "auto"):
             raise FaceanimError("activation_checkpointing must be true, false or auto, "
                                 f"got {self.activation_checkpointing!r}")
-        if self.render_batch_size < 1 or self.sample_size < 0:
-            raise FaceanimError("render_batch_size must be ≥ 1 and sample_size ≥ 0 (0: the generator's resolution)")
+        if self.render_batch_size < 0 or self.sample_size < 0:
+            raise FaceanimError("render_batch_size must be ≥ 0 (0: auto) and sample_size ≥ 0 (0: the generator's "
+                                "resolution)")
         if self.mode == "image" and not (self.images and self.latents):
             raise FaceanimError("image mode needs `images` (a folder) and `latents` (their inverted codes)")
 
@@ -179,6 +181,13 @@ class TrainConfig:
         for key, value in named.items():
             if value and not is_remote(value) and not Path(value).exists():
                 raise FaceanimError(f"config key `{key}`: no such file or folder: {value}")
+
+    def render_chunk(self, resolution: int) -> int:
+        """Frames per generator call when rendering without gradients: ``render_batch_size``, or (0) as many as
+        hold the pixels of 8 frames of 256 px — the transient activations of a call stay ≈ constant (1 frame at
+        1024 px: with 8 frames per call, the end-of-run samples took a run's peak from a training step's 6.7 GiB to
+        12–14 GiB; docs/BENCHMARKS.md)."""
+        return self.render_batch_size or max(1, min(8, 8 * 256 ** 2 // resolution ** 2))
 
     def uses_checkpointing(self, resolution: int) -> bool:
         """Whether the synthesis is checkpointed in training at this generator resolution."""

@@ -43,7 +43,7 @@ class Trainer:
 
     Everything random is a function of (seed, step, rank), so ``resume`` continues exactly. At the last step the
     checkpoint and ``motion_model/`` are written before the optional samples and metrics, which render in chunks
-    of ``render_batch_size`` frames; a failure there is reported as a warning and does not end the run.
+    of ``cfg.render_chunk(resolution)`` frames; a failure there is reported as a warning and does not end the run.
     """
 
     def __init__(self, config: TrainConfig, animator: LanguageGuidedAnimator, generator: nn.Module,
@@ -86,10 +86,10 @@ class Trainer:
     @torch.no_grad()
     def render_frames(self, ws: torch.Tensor, size: int | None = None) -> torch.Tensor:
         """W+ of videos ``[B, T, num_ws, w_dim]`` → frames ``[B, T, 3, H, W]`` without gradients, in generator calls
-        of ``render_batch_size`` frames; ``size``: each chunk is area-resized to that many px at once."""
+        of ``cfg.render_chunk(resolution)`` frames; ``size``: each chunk is area-resized to that many px at once."""
         B, T = ws.shape[:2]
         flat = ws.reshape(B * T, *ws.shape[2:])
-        step = self.cfg.render_batch_size
+        step = self.cfg.render_chunk(self.G.img_resolution)
         chunks = []
         for i in range(0, flat.shape[0], step):
             imgs = self.G.synthesis(flat[i:i + step], noise_mode="const")
