@@ -47,6 +47,21 @@ def test_frames_are_the_generator_of_the_latents(pipe):
     assert torch.allclose(out.frames, pipe.G.synthesis(out.latents).clamp(-1, 1), atol=1e-5)  # clamped
 
 
+def test_frames_per_generator_call_auto_by_resolution(pipe, monkeypatch):
+    from faceanim.utils.perf import frames_per_call
+
+    assert [frames_per_call(r) for r in (16, 128, 256, 512, 1024)] == [8, 8, 8, 2, 1]
+    sizes, forward = [], pipe.G.synthesis.forward
+    monkeypatch.setattr(pipe.G.synthesis, "forward", lambda ws, **kw: sizes.append(ws.shape[0]) or forward(ws, **kw))
+    pipe("smiling", seed=1, num_frames=11)  # 16 px: auto = 8 frames per call
+    pipe("smiling", seed=1, num_frames=11, batch_size=4)
+    assert sizes == [8, 3, 4, 4, 3]
+    monkeypatch.setattr(pipe.G, "img_resolution", 1024)  # what auto asks of a 1024 px generator: one frame a call
+    sizes.clear()
+    pipe("smiling", seed=1, num_frames=3)
+    assert sizes == [1, 1, 1]
+
+
 def test_timeline_continues_from_last_code(pipe):
     out = pipe(["crying", "pouting"], seed=2, num_frames=5)
     assert out.frames.shape[0] == 9 and out.segment_starts == [0, 5]

@@ -28,8 +28,9 @@ from faceanim.cli.options import InputPath, SeedsType, bundle_option, device_opt
 @click.option("--save-latents", default=None, type=click.Path(dir_okay=False, path_type=str),
               help="Also write the per-frame W+ codes (.safetensors) for reuse.")
 @device_option
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 256),
-              help="Frames synthesized per generator call.")
+@click.option("--batch-size", default=0, show_default=True, type=click.IntRange(0, 256),
+              help="Frames synthesized per generator call (0: auto, as many as hold the pixels of 8 frames of "
+                   "256 px — 8 up to 256 px, 1 at 1024 px).")
 @click.option("--no-align", is_flag=True, help="IMAGE already is an aligned face crop: center-crop it.")
 @click.option("--face-index", default=0, type=click.IntRange(0), help="Which face of IMAGE (0 = the largest).")
 @click.option("--paste-back", is_flag=True, help="Composite the animated face back into the full IMAGE.")

@@ -182,7 +182,14 @@ class AnimationPipeline:
             delta = delta - delta[:, :1]
         return out.w_s[:, None] + strength * delta
 
-    def _synthesize(self, ws: torch.Tensor, batch_size: int, progress: Callable[[int], None] | None) -> torch.Tensor:
+    def _synthesize(self, ws: torch.Tensor, batch_size: int | None,
+                    progress: Callable[[int], None] | None) -> torch.Tensor:
+        """Frames of the W+ codes ``ws`` in generator calls of ``batch_size`` frames (None or 0: as many as hold the
+        pixels of 8 frames of 256 px — 8 at ≤ 256 px, 1 at 1024 px — :func:`faceanim.utils.perf.frames_per_call`)."""
+        if not batch_size:
+            from faceanim.utils.perf import frames_per_call
+
+            batch_size = frames_per_call(self.G.img_resolution)
         if progress is None:
             with progress_bar(ws.shape[0], self._progress_bar_config) as bar:
                 return self._synthesize(ws, batch_size, bar.update)
@@ -200,7 +207,7 @@ class AnimationPipeline:
     def __call__(self, prompt: str | Sequence[str], image: torch.Tensor | None = None,
                  latent: torch.Tensor | None = None, seed: int | None = None, num_frames: int = 16,
                  strength: float = 1.0, ping_pong: bool = False, rng: torch.Generator | None = None,
-                 batch_size: int = 8, progress: Callable[[int], None] | None = None, output_type: str = "pt"
+                 batch_size: int | None = None, progress: Callable[[int], None] | None = None, output_type: str = "pt"
                  ) -> AnimationOutput:
         """Animate one face. Several prompts form a timeline (IV-E-2): each starts from the last code of the
         previous one ("crying" → "pouting"). ``strength`` scales the motion Δw; ``ping_pong`` plays the video
@@ -241,7 +248,7 @@ class AnimationPipeline:
     @torch.no_grad()
     def batch(self, prompts: Sequence[str], image: torch.Tensor | None = None, latent: torch.Tensor | None = None,
               seed: int | None = None, num_frames: int = 16, strength: float = 1.0, ping_pong: bool = False,
-              rng: torch.Generator | None = None, batch_size: int = 8,
+              rng: torch.Generator | None = None, batch_size: int | None = None,
               progress: Callable[[int], None] | None = None, output_type: str = "pt") -> AnimationOutput:
         """One animation per prompt, all from the same face (for side-by-side grids). Frames ``[N, T, 3, H, W]``
         (``output_type`` as in ``__call__``; "pil": one list of images per prompt); ``out.save()`` writes a grid."""

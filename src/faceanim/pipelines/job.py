@@ -92,7 +92,7 @@ class AnimateJob:
     size: int | None = None
     save_latents: str | None = None
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: int = 0                 # frames per generator call (0: auto, by resolution)
     no_align: bool = False
     face_index: int = 0
     paste_back: bool = False
@@ -129,8 +129,8 @@ class AnimateJob:
             raise FaceanimError(f"--fps must be between 1 and 120, got {self.fps}")
         if self.size is not None and not 16 <= self.size <= 2048:
             raise FaceanimError(f"--size must be between 16 and 2048, got {self.size}")
-        if not 1 <= self.batch_size <= 256:
-            raise FaceanimError("--batch-size must be between 1 and 256")
+        if not 0 <= self.batch_size <= 256:
+            raise FaceanimError("--batch-size must be between 0 (auto) and 256")
         if not 0.0 <= self.strength <= 3.0:
             raise FaceanimError(f"--strength must be between 0 and 3 (beyond, the codes leave the generator's "
                                 f"range: garbage colours), got {self.strength}")

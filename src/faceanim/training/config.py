@@ -183,11 +183,11 @@ class TrainConfig:
                 raise FaceanimError(f"config key `{key}`: no such file or folder: {value}")
 
     def render_chunk(self, resolution: int) -> int:
-        """Frames per generator call when rendering without gradients: ``render_batch_size``, or (0) as many as
-        hold the pixels of 8 frames of 256 px — the transient activations of a call stay ≈ constant (1 frame at
-        1024 px: with 8 frames per call, the end-of-run samples took a run's peak from a training step's 6.7 GiB to
-        12–14 GiB; docs/BENCHMARKS.md)."""
-        return self.render_batch_size or max(1, min(8, 8 * 256 ** 2 // resolution ** 2))
+        """Frames per generator call when rendering without gradients: ``render_batch_size``, or (0)
+        :func:`faceanim.utils.perf.frames_per_call` (the pixels of 8 frames of 256 px: 1 frame at 1024 px)."""
+        from faceanim.utils.perf import frames_per_call
+
+        return self.render_batch_size or frames_per_call(resolution)
 
     def uses_checkpointing(self, resolution: int) -> bool:
         """Whether the synthesis is checkpointed in training at this generator resolution."""

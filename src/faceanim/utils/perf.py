@@ -42,3 +42,11 @@ def allocator_setting() -> str:
     if os.environ.get("MALLOC_MMAP_MAX_") == "0":
         return "glibc via MALLOC_MMAP_MAX_=0 environment"
     return "default allocator"
+
+
+def frames_per_call(resolution: int, pixels: int = 8 * 256 ** 2, most: int = 8) -> int:
+    """Frames per generator call when rendering without gradients: as many as hold ``pixels`` output pixels (the
+    pixels of 8 frames of 256 px), at most ``most`` — so a call's transient activations stay about constant across
+    resolutions (1 frame at 1024 px, where 8 frames per call took a 1024 px training run from 6.7 to 12–14 GiB and
+    `animate` to 9.65 GiB; docs/BENCHMARKS.md)."""
+    return max(1, min(most, pixels // resolution ** 2))
