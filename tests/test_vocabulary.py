@@ -64,7 +64,7 @@ def test_seed_range_needs_seed_in_the_name(bundle, tmp_path, capsys):
     (["--strength", "50"], "--strength"),
     (["--seed", "x"], "--seed"),
     (["--size", "8"], "--size"),
-    (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "257"], "--batch-size"),
     (["--face-index", "2"], "--face-index applies to a photo"),
     (["--latent", "/no/such.safetensors"], "no such file"),
 ])
