@@ -14,18 +14,13 @@ from faceanim.cli.main import main
 from faceanim.errors import FaceanimError
 from faceanim.pipelines.job import AnimateJob, parse_seeds
 
+from test_animate_cli import _err
 from tiny_models import tiny_bundle, tiny_config
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     return str(tiny_bundle(tmp_path_factory.mktemp("b")))
-
-
-def _err(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and err.count("\n") == 0, err
-    return err
 
 
 @pytest.mark.parametrize("text, seeds", [("3", (3,)), ("0-3,7", (0, 1, 2, 3, 7)), ("5,1-2,5", (5, 1, 2)),
