@@ -239,6 +239,9 @@ def test_toon_scores_by_hand():
     assert s["toon_spearman"] == pytest.approx(1.0) and s["toon_monotone"] == 1.0
     assert s["toon_identity_drift"] == pytest.approx((0.27 + 0.1) / n_ident, abs=1e-6)  # hue 0.95 → 0.05 is 0.1 away
     assert s["toon_off_target"] == pytest.approx(0.3 / n_other, abs=1e-6)
+    assert s["toon_eye_size_change"] == s["toon_eye_color_change"] == 0.0
+    eyes = toon_scores(_toon_video([{"eye_size": 0.5, "eye_color": 0.2}, {"eye_size": 0.4, "eye_color": 0.5}]), "smile", 1.0)
+    assert eyes["toon_eye_size_change"] == pytest.approx(-0.1) and eyes["toon_eye_color_change"] == pytest.approx(0.3)
     # gaze_left asks for gaze → −1: progress is −gaze
     g = toon_scores(_toon_video([{"gaze": 0.0}, {"gaze": -0.1}, {"gaze": -0.6}]), "gaze", -1.0)
     assert g["toon_success"] == 1.0 and g["toon_level"] == pytest.approx(0.6)

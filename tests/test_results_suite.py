@@ -41,7 +41,15 @@ def test_results_command_writes_the_page_from_the_stages(suite_run, capsys, monk
     monkeypatch.setenv("TQDM_DISABLE", "1")
     out, page = tmp / "out", tmp / "docs" / "RESULTS.md"
     page.parent.mkdir()
-    assert main(["results", "--suite", str(suite), "--out", str(out), "--page", str(page), "-q"]) == 0
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["results", "--suite", str(suite), "--out", str(out), "--page", str(page), "-q"]) == 0
+        assert torch.get_num_threads() == 2  # the caller's count is restored
+    finally:
+        torch.set_num_threads(threads)
     printed = capsys.readouterr().out
     text = (out / "RESULTS.md").read_text()
     assert page.read_text() == text and text.strip() in printed  # the page is what the command printed
@@ -63,6 +71,7 @@ def test_results_command_writes_the_page_from_the_stages(suite_run, capsys, monk
     assert abl["methods"]["ours"]["overall"]["latent_step"]["mean"] == 0.0  # no contrastive loss → no motion
     assert "**no-contrast**: the model does not move" in text
     assert re.search(r"\*\*[\d.]+ min in all\*\*", text)
+    assert "with 1 thread." in text  # the suite's default thread count, whatever the caller's
     for name in ("shipped", "recipe", "no-contrast"):
         assert re.search(rf"^\| {name} \|", text, re.M)
 
@@ -122,6 +131,9 @@ def test_packaged_suite_is_valid_and_bad_suites_fail_cleanly(tmp_path, capsys):
         SuiteConfig.from_dict({"name": "x", "ablatons": []})
     with pytest.raises(FaceanimError, match="unknown evaluation option"):
         SuiteConfig.from_dict({"comparison": {"facez": 3}})
+    assert cfg.threads == 1
+    with pytest.raises(FaceanimError, match="threads"):
+        SuiteConfig.from_dict({"threads": -1})
     with pytest.raises(FaceanimError, match="distinct"):
         SuiteConfig.from_dict({"train": {"steps": 1}, "ablations": [{"name": "a"}, {"name": "a"}]})
     bad = tmp_path / "bad.yaml"

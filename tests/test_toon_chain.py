@@ -211,3 +211,58 @@ def test_same_face_groups_are_one_identity_with_four_confusable_keys():
         assert all(not torch.equal(group[a], group[b]) for a in range(4) for b in range(a + 1, 4))
         keys = [key_of(t) for t in texts[4 * j:4 * j + 4]]
         assert len(set(keys)) == 4 and frozenset(keys[:2]) in pairs and frozenset(keys[2:]) in pairs
+
+
+def test_focus_keys_show_one_key_alone_on_a_neutral_face():
+    import torch
+
+    from faceanim.toon.captions import PROMPT_TARGETS
+    from faceanim.toon.factors import ATTRIBUTE, EXPRESSION, SLICES
+    from faceanim.toon.latent import decode
+    from faceanim.toon.recipes import generator_batch
+
+    keys = ("wink", "cry", "gaze_left", "age")
+    z, images = generator_batch(40, torch.Generator().manual_seed(3), focus_keys=keys, focus_share=0.5)
+    assert z.shape[0] == images.shape[0] == 40
+    v = decode(z).vector
+    moving = EXPRESSION + ATTRIBUTE
+    picked = set()
+    for row in v[:20]:
+        active = [i for i in moving if abs(float(row[i])) > 1e-4]
+        assert len(active) == 1, active                      # one key alone, on an otherwise neutral face
+        (i,) = active
+        key = next(k for k in keys if SLICES[PROMPT_TARGETS[k][0]].start == i)
+        factor, target = PROMPT_TARGETS[key]
+        assert 0.3 - 1e-4 <= float(row[i]) / target <= 1 + 1e-4
+        picked.add(key)
+    assert picked == set(keys)
+    # the rest of the batch is the usual distribution; no focus keys leaves the batch as it always was
+    plain = generator_batch(8, torch.Generator().manual_seed(3))
+    again = generator_batch(8, torch.Generator().manual_seed(3), focus_keys=(), focus_share=0.5)
+    assert torch.equal(plain[0], again[0]) and torch.equal(plain[1], again[1])
+
+
+def test_train_generator_focus_options_are_checked(tmp_path, capsys):
+    assert main(["toon", "train-generator", "-o", str(tmp_path / "g"), "--focus-keys", "wink,dancing"]) == 2
+    assert "dancing" in capsys.readouterr().err
+    assert main(["toon", "train-generator", "-o", str(tmp_path / "g"), "--focus-keys", "wink",
+                 "--focus-share", "0"]) == 2
+    assert not (tmp_path / "g").exists()
+
+
+def test_train_motion_paraphrases_list_training_wordings(monkeypatch):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import faceanim.training.build as build
+    from faceanim.toon.captions import VOCABULARY
+
+    seen = []
+    monkeypatch.setattr(build, "build_trainer",
+                        lambda cfg, run_dir=None: seen.append(cfg) or SimpleNamespace(run_dir=Path("r"), train=lambda: None))
+    assert main(["toon", "train-motion", "--prompt-keys", "smile,eyes_closed", "--paraphrases"]) == 0
+    smile, closed = seen[0].prompts
+    assert smile.split(" | ") == ["smiling", "grinning", "happy"]
+    assert closed.split(" | ")[0] == "closing eyes" and "keeping their eyes shut" in closed
+    heldout = {w for k in VOCABULARY for w in VOCABULARY[k]["heldout"].all()}
+    assert not heldout & set(smile.split(" | ") + closed.split(" | "))

@@ -259,3 +259,21 @@ def test_metrics_hook_logs_the_registered_metrics_during_training(tmp_path):
     (tmp_path / "off").mkdir()
     off = build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path / "off", steps=1)))
     assert off.metrics is None
+
+
+def test_prompt_wordings_are_drawn_per_use_and_samples_use_the_first(tmp_path):
+    """A prompt "a | b | c" is one motion with three wordings: a batch slot draws one of them as a function of
+    (seed, step, slot), every wording turns up, a prompt without "|" is never changed, and samples and metrics
+    use the first wording."""
+    cfg = TrainConfig.from_yaml(tiny_config(tmp_path, prompts=["smiling | grinning | happy", "laughing", "sad",
+                                                               "surprised"]))
+    trainer = build_trainer(cfg)
+    assert trainer.prompts == ["smiling", "laughing", "sad", "surprised"]
+    seen = set()
+    for step in range(40):
+        batch = trainer._batch(step)["prompts"]
+        assert batch == trainer._batch(step)["prompts"]            # reproducible, so resume stays exact
+        assert {"laughing", "sad", "surprised"} <= set(batch)      # single-wording prompts as they are
+        seen |= set(batch) - {"laughing", "sad", "surprised"}
+    assert seen == {"smiling", "grinning", "happy"}
+    assert trainer.sample_codes(2)[0] == ["smiling", "laughing"]

@@ -75,8 +75,11 @@ def evaluate(bundle, methods, prompts, faces, frames, out, evaluator, domain, re
 @click.option("--page", default=None, help="Also write the page here (e.g. docs/RESULTS.md).")
 @click.option("--fresh", is_flag=True, help="Redo every stage (default: reuse finished stages, resume training).")
 @device_option
+@click.option("--threads", default=None, type=click.IntRange(0),
+              help="CPU threads (default: the suite's, 1 for toonface: its single-seed training runs change with the "
+                   "thread count; 0: all cores, faster, other figures).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def results(suite, out, page, fresh, device, quiet) -> None:
+def results(suite, out, page, fresh, device, threads, quiet) -> None:
     """Reproduce the results page in one command: the comparison with the baselines (IV-C) and the ablations
     (IV-D, each trained from the bundle's generator and CLIP), then OUT/RESULTS.md, which is also printed.
 
@@ -90,6 +93,8 @@ def results(suite, out, page, fresh, device, quiet) -> None:
 
     path = SUITES / f"{suite}.yaml" if (SUITES / f"{suite}.yaml").is_file() else Path(suite)
     cfg = SuiteConfig.from_file(path)  # a bad suite fails before any model loads
+    if threads is not None:
+        cfg.threads = threads
     out_path = Path(out)
     if out_path.exists() and not out_path.is_dir():
         raise click.UsageError(f"--out {out} exists and is not a folder")
@@ -103,7 +108,8 @@ def results(suite, out, page, fresh, device, quiet) -> None:
     summary = Suite(cfg, out_path, device=str(pick_device(device)), fresh=fresh, progress=not quiet,
                     log=lambda line: click.echo(line, err=True)).run()
     command = " ".join(["faceanim results --suite", shlex.quote(suite), "--out", shlex.quote(out)]
-                       + (["--page", shlex.quote(page)] if page else []) + (["--device", device] if device != "auto" else []))
+                       + (["--page", shlex.quote(page)] if page else []) + (["--device", device] if device != "auto" else [])
+                       + (["--threads", str(threads)] if threads is not None else []))
     text = render_page(summary, command)
     for target in [out_path / "RESULTS.md"] + ([Path(page)] if page else []):
         with atomic_path(target) as tmp:

@@ -79,12 +79,16 @@ def motion_grid(bundle: str | None, prompts: tuple[str, ...], faces: int, seed: 
               help="Extra loss weight on the pixels that expressions and attributes change (0: plain loss).")
 @click.option("--init-from", default=None, type=click.Path(exists=True, file_okay=False),
               help="Start a new run from a generator folder or a training checkpoint folder.")
+@click.option("--focus-keys", default=None, metavar="KEY,…",
+              help="Prompt keys (e.g. wink,cry) shown alone on a neutral face in --focus-share of every batch.")
+@click.option("--focus-share", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="With --focus-keys: the share of every batch they take.")
 @click.option("--channels", default=None, metavar="RES=N,…",
               help="With --init-from: widen these resolutions to N feature maps, keeping the function "
                    "(e.g. 32=128,64=64).")
 def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int, resume: bool, faces: int,
                     beta1: float, mapping_lr_multiplier: float, expression_weight: float, init_from: str | None,
-                    channels: str | None) -> None:
+                    focus_keys: str | None, focus_share: float, channels: str | None) -> None:
     """Train the 128 px StyleGAN2 to reproduce the renderer from encoded factors (supervised, no discriminator)."""
     from faceanim.toon.train_generator import (
         GeneratorRunConfig,
@@ -97,7 +101,9 @@ def train_generator(out: str, steps: int, batch_size: int, lr: float, seed: int,
         out=out, resume=resume, init_from=init_from, channels=parse_channels(channels) if channels else None,
         mapping_lr_multiplier=mapping_lr_multiplier, eval_faces=faces,
         train=GeneratorTrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, betas=(beta1, 0.99),
-                                   expression_weight=expression_weight))
+                                   expression_weight=expression_weight,
+                                   focus_keys=tuple(focus_keys.split(",")) if focus_keys else (),
+                                   focus_share=focus_share if focus_keys else 0.0))
     res = train(run, log=click.echo)
     click.echo(f"done in {res.seconds:.0f} s; generator → {res.generator_dir}")
 
@@ -123,7 +129,7 @@ def eval_generator(generator: str, faces: int, grid: str | None, evaluator: str,
                              faces_per_key=faces_per_key, grid=grid, device=_device(device))
     click.echo(json.dumps(res))
     if grid:
-        click.echo(f"wrote {grid}")
+        click.echo(f"wrote {grid}", err=True)  # stdout is the JSON
 
 
 @toon.command("eval-clip")
@@ -205,17 +211,21 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
 @click.option("--batch-size", default=4, show_default=True)
 @click.option("--prompt-keys", default=None,
               help="Comma-separated expression keys to train on (default: all), e.g. smile,laugh,tilt_left.")
+@click.option("--paraphrases", is_flag=True,
+              help="Each key's prompt lists its training wordings (\"smiling | grinning | happy\"), one drawn per use.")
 @device_option
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Further TrainConfig overrides.")
 def train_motion(generator: str | None, clip_dir: str | None, loss_clip: str | None, out: str, steps: int,
-                 batch_size: int, prompt_keys: str | None, device: str, overrides: tuple[str, ...]) -> None:
+                 batch_size: int, prompt_keys: str | None, paraphrases: bool, device: str,
+                 overrides: tuple[str, ...]) -> None:
     """Train the motion model with the paper's settings in sampled-latent mode (IV-A-1) on the ToonFace generator."""
     from faceanim.toon.train_motion import MotionRunConfig
     from faceanim.toon.train_motion import train_motion as train
 
     keys = [k.strip() for k in prompt_keys.split(",")] if prompt_keys else None
     run = MotionRunConfig(out=out, generator=generator, clip=clip_dir, loss_clip=loss_clip, steps=steps,
-                          batch_size=batch_size, prompt_keys=keys, device=device, overrides=list(overrides))
+                          batch_size=batch_size, prompt_keys=keys, paraphrases=paraphrases, device=device,
+                          overrides=list(overrides))
     run_dir = train(run, log=click.echo)
     click.echo(f"motion model → {run_dir / 'motion_model'}")
 

@@ -88,6 +88,14 @@ def apply_template(prompt: str, template: str | None) -> str:
     return resolve_template(template).format(text)
 
 
+def wordings(entry: str) -> list[str]:
+    """The wordings of one training prompt: ``"smiling | grinning | happy"`` → ``["smiling", "grinning", "happy"]``.
+
+    A training prompt may name one motion in several phrasings separated by ``|``; the trainer draws one per use
+    (samples and metrics use the first). An entry without ``|`` is its own single wording."""
+    return [w.strip() for w in entry.split("|") if w.strip()] or [entry.strip()]
+
+
 def load_prompts(path: str | os.PathLike) -> list[str]:
     """Read prompts (blank lines and ``#`` comments skipped, duplicates removed, order kept)."""
     path = Path(path)

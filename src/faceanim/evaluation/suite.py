@@ -79,6 +79,9 @@ class SuiteConfig:
     train: dict[str, Any] = field(default_factory=dict)            # base recipe: steps, batch_size, prompts, set,
     #                                                                 loss_clip (a CLIP folder; default: the bundle's)
     shipped: bool = True                        # also evaluate the bundle's own motion model as a row
+    threads: int = 1                            # torch CPU threads (0: torch's default). Single-seed training runs
+    #                                             follow the float reduction order, which the thread count changes:
+    #                                             the page is made, and reproduced, with this many
     ablations: list[AblationRun] = field(default_factory=list)
 
     @classmethod
@@ -127,6 +130,8 @@ class SuiteConfig:
         if bad:
             raise FaceanimError(f"{source}: train: unknown key(s) {bad} (known: steps, batch_size, prompts, set, "
                                 "loss_clip)")
+        if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 0:
+            raise FaceanimError(f"{source}: threads: expected a count ≥ 0 (0: torch's default), got {self.threads!r}")
         names = [r.name for r in self.ablations]
         if len(set(names)) != len(names) or "shipped" in names:
             raise FaceanimError(f"{source}: ablation names must be distinct and not 'shipped'")
@@ -189,7 +194,8 @@ class Suite:
     # -- stages ----------------------------------------------------------------------------------------------------
     def _stage(self, label: str, folder: Path, fn: Callable[[], dict], settings: Any) -> dict:
         """Run ``fn`` unless ``folder`` holds this stage finished from the same bundle and ``settings``."""
-        key = json.dumps({"bundle": self._fingerprint, "settings": settings}, sort_keys=True, default=str)
+        key = json.dumps({"bundle": self._fingerprint, "settings": settings, "threads": self._threads}, sort_keys=True,
+                         default=str)
         prior = None if self.fresh else _done(folder, key)
         if prior is not None:
             self.log(f"[{label}] reused {folder} ({prior['suite_seconds']:.0f} s when it ran)")
@@ -315,7 +321,27 @@ class Suite:
         return (bundle.load_clip("loss_clip").to(self.device).requires_grad_(False),
                 self._domain.load_evaluator(str(path)) if path else None)
 
+    @property
+    def _threads(self) -> int | None:
+        """The CPU thread count the stages run with (None: not pinned: a GPU, or ``threads: 0``)."""
+        return self.cfg.threads if self.device == "cpu" and self.cfg.threads > 0 else None
+
     def run(self) -> dict:
+        """Every stage (finished ones reused), on ``threads`` CPU threads (the caller's count is restored after);
+        the summary records the count used (``threads``) for the page."""
+        import torch
+
+        before = torch.get_num_threads()
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+        try:
+            summary = self._run_stages()
+            summary["threads"] = torch.get_num_threads()
+            return summary
+        finally:
+            torch.set_num_threads(before)
+
+    def _run_stages(self) -> dict:
         t0 = time.perf_counter()
         # the ablations' loss CLIP, checked before any stage runs; its weights are part of every ablation's key
         loss_clip = self._train_loss_clip[1] if self.cfg.ablations else None
@@ -454,10 +480,11 @@ def render_page(summary: dict, command: str) -> str:
     total = sum(s for _, s in stages)
     import torch
 
+    threads = summary.get("threads", torch.get_num_threads())
     lines += ["```bash", command, "```", "",
               f"Generated {datetime.date.today().isoformat()} at commit `{_git_commit()}` on {platform.machine()}, "
-              f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread"
-              f"{'s' if torch.get_num_threads() != 1 else ''}. "
+              f"{os.cpu_count()} cores, torch {torch.__version__} with {threads} thread"
+              f"{'s' if threads != 1 else ''}. "
               f"Time of every stage as it ran: **{total / 60:.1f} min in all** ("
               + ", ".join(f"{n} {s / 60:.1f}" for n, s in stages) + " min). Definitions of every value, the methods "
               "and the confidence intervals: [EVALUATION.md](EVALUATION.md). Cells: mean [95% bootstrap interval "

@@ -30,7 +30,10 @@ def toon_scores(factors: torch.Tensor, factor: str, target: float, margin: float
     - ``toon_spearman``: Spearman ρ of p_t against the frame index; ``toon_monotone``: share of steps with
       p_{t+1} − p_t > −tol;
     - ``toon_identity_drift``: mean |id_T − id_1| over the identity slots (periodic hues on the circle);
-    - ``toon_off_target``: mean |e_T − e_1| over the other expression and attribute factors (what should not move).
+    - ``toon_off_target``: mean |e_T − e_1| over the other expression and attribute factors (what should not move);
+    - ``toon_eye_size_change``, ``toon_eye_color_change``: the signed change e_T − e_1 of the eye-size and
+      iris-colour factors (identity factors; iris colour runs brown → grey, so paler > 0): the side effects of
+      a motion on the eyes, compared with the renderer's own drawing of the same expression.
     """
     if FACTOR_BY_NAME[factor].kind == "onehot" or target == 0:
         raise ValueError(f"toon_scores needs a continuous factor and a non-zero target, got {factor!r}, {target}")
@@ -56,6 +59,8 @@ def toon_scores(factors: torch.Tensor, factor: str, target: float, margin: float
         "toon_monotone": nondecreasing_fraction(p.tolist(), tol),
         "toon_identity_drift": float(torch.cat(ident).nanmean()),  # nan: factors the evaluator does not predict
         "toon_off_target": float(torch.cat(off).nanmean()),
+        "toon_eye_size_change": float(v[-1, SLICES["eye_size"].start] - v[0, SLICES["eye_size"].start]),
+        "toon_eye_color_change": float(v[-1, SLICES["eye_color"].start] - v[0, SLICES["eye_color"].start]),
     }
 
 

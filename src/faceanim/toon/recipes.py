@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from faceanim.data.prompts import TEMPLATES
-from faceanim.toon.factors import EXPRESSION, ToonParams
+from faceanim.toon.factors import EXPRESSION, SLICES, ToonParams
 from faceanim.toon.latent import encode
 from faceanim.toon.renderer import render
 
@@ -33,28 +33,58 @@ def expression_mask(p: ToonParams, images: torch.Tensor, threshold: float = 0.04
     return F.max_pool2d(mask, grow, stride=1, padding=grow // 2)
 
 
-def generator_batch(n: int, g: torch.Generator, expression_weight: float = 0.0) -> tuple[torch.Tensor, ...]:
+def focus_params(n: int, g: torch.Generator, keys: tuple[str, ...]) -> ToonParams:
+    """Random neutral identities, each showing one of the prompt ``keys`` (uniformly chosen; e.g. "wink",
+    "gaze_left") alone, at a random share U(0.3, 1) of the key's target."""
+    from faceanim.toon.captions import PROMPT_TARGETS
+
+    p = ToonParams.sample(n, rng=g)
+    pick = torch.randint(len(keys), (n,), generator=g)
+    level = 0.3 + 0.7 * torch.rand(n, generator=g)
+    v = p.vector.clone()
+    for i, key in enumerate(keys):
+        factor, target = PROMPT_TARGETS[key]
+        rows = pick == i
+        v[rows, SLICES[factor].start] = target * level[rows]
+    return ToonParams(v)
+
+
+def generator_batch(n: int, g: torch.Generator, expression_weight: float = 0.0, focus_keys: tuple[str, ...] = (),
+                    focus_share: float = 0.0) -> tuple[torch.Tensor, ...]:
     """(z ``[n, Z_DIM]``, target renders ``[n, 3, 128, 128]`` in [-1, 1]) and, with ``expression_weight`` > 0,
     per-pixel loss weights ``1 + expression_weight · expression_mask`` ``[n, 1, 128, 128]``: the small regions
-    that animate (a mouth is ≈1% of the image) count as much as the rest."""
-    p = training_params(n, g)
+    that animate (a mouth is ≈1% of the image) count as much as the rest.
+
+    With ``focus_keys``, the first ``round(n · focus_share)`` faces are :func:`focus_params` draws (one of these
+    keys alone on a neutral face), the rest the usual :func:`training_params`."""
+    k = round(n * focus_share) if focus_keys else 0
+    p = training_params(n - k, g)
+    if k:
+        p = ToonParams(torch.cat([focus_params(k, g, tuple(focus_keys)).vector, p.vector]))
     images = render(p, size=GEN_RESOLUTION)
     if not expression_weight:
         return encode(p), images
     return encode(p), images, 1.0 + expression_weight * expression_mask(p, images)
 
 
-def motion_prompts(keys: list[str] | None = None) -> list[str]:
+def motion_prompts(keys: list[str] | None = None, paraphrases: bool = False) -> list[str]:
     """Training prompts of the ToonFace motion model: the canonical phrase of every expression/attribute key
     (or of the given keys; a phrase that is not a key is kept as it is).
 
-    One phrase per key, so that two prompts of a batch never mean the same motion (synonyms would be pushed
-    apart by the contrastive loss)."""
-    from faceanim.toon.captions import EXPRESSION_PROMPTS
+    One prompt per key, so that two prompts of a batch never mean the same motion (synonyms would be pushed
+    apart by the contrastive loss). With ``paraphrases``, each key's prompt lists its training-vocabulary
+    predicates as wordings of that one motion (``"smiling | grinning | happy"``, the canonical phrase first; the
+    trainer draws one per use), never the held-out ones."""
+    from faceanim.toon.captions import EXPRESSION_PROMPTS, VOCABULARY
 
-    if not keys:
-        return list(dict.fromkeys(EXPRESSION_PROMPTS.values()))
-    return list(dict.fromkeys(EXPRESSION_PROMPTS.get(k, k) for k in keys))
+    keys = list(EXPRESSION_PROMPTS) if not keys else keys
+    prompts = []
+    for k in keys:
+        canonical = EXPRESSION_PROMPTS.get(k, k)
+        if paraphrases and k in VOCABULARY:
+            canonical = " | ".join(dict.fromkeys((canonical, *VOCABULARY[k]["train"].pred)))
+        prompts.append(canonical)
+    return list(dict.fromkeys(prompts))
 
 
 def motion_train_data(generator: str, clip: str, prompts: list[str], out_dir: str, steps: int, batch_size: int = 4,

@@ -40,6 +40,8 @@ class GeneratorTrainConfig(LoopConfig):
     l1_weight: float = 0.5
     low_res_weight: float = 0.5
     expression_weight: float = 0.0  # recipes.generator_batch: extra weight on the animated regions (0: plain)
+    focus_keys: tuple[str, ...] = ()  # prompt keys shown alone on a neutral face in a share of every batch
+    focus_share: float = 0.0        # that share (0: every face from the usual training distribution)
     eval_every: int = 1000
 
 
@@ -178,6 +180,13 @@ class GeneratorRunConfig:
     eval_faces: int = 256                       # held-out draws of the periodic PSNR
 
     def __post_init__(self) -> None:
+        from faceanim.toon.captions import PROMPT_TARGETS
+
+        unknown = [k for k in self.train.focus_keys if k not in PROMPT_TARGETS]
+        if unknown:
+            raise FaceanimError(f"focus keys {', '.join(unknown)}: not prompt keys (known: {', '.join(PROMPT_TARGETS)})")
+        if self.train.focus_keys and not 0 < self.train.focus_share <= 1:
+            raise FaceanimError(f"focus share {self.train.focus_share}: expected a share in (0, 1]")
         if self.channels and not self.init_from:
             raise FaceanimError("widening channels needs a trained generator to widen: give --init-from")
         if self.init_from and self.resume:
@@ -228,8 +237,9 @@ def train_generator(run: GeneratorRunConfig, log: Log = print) -> GeneratorRunRe
     G = build_generator(run, log)
     # the held-out batch always carries the animated-region mask, for the periodic psnr_changed
     eval_batch = generator_batch(run.eval_faces, torch.Generator().manual_seed(GENERATOR_EVAL), expression_weight=1.0)
-    trainer = GeneratorTrainer(G, partial(generator_batch, expression_weight=run.train.expression_weight), run.train,
-                               run.out, eval_batch=eval_batch)
+    batch_fn = partial(generator_batch, expression_weight=run.train.expression_weight,
+                       focus_keys=tuple(run.train.focus_keys), focus_share=run.train.focus_share)
+    trainer = GeneratorTrainer(G, batch_fn, run.train, run.out, eval_batch=eval_batch)
     if run.resume:
         log(f"resumed at step {trainer.resume()}")
     t0 = time.perf_counter()

@@ -18,6 +18,7 @@ class MotionRunConfig:
     steps: int = 2000                           # optimisation steps
     batch_size: int = 4
     prompt_keys: list[str] | None = None        # expression keys to train on (default: all)
+    paraphrases: bool = False                   # each key's prompt lists its training-vocabulary wordings
     device: str = "auto"
     overrides: list[str] = field(default_factory=list)  # further TrainConfig overrides, KEY=VALUE
 
@@ -37,7 +38,7 @@ def motion_train_config(run: MotionRunConfig):
 
     generator = run.generator or str(Bundle.open("toonface").path("generator"))
     clip = run.clip or str(Bundle.open("toonface").path("cond_clip"))
-    data = motion_train_data(generator, clip, motion_prompts(run.prompt_keys), run.out, run.steps, run.batch_size,
+    data = motion_train_data(generator, clip, motion_prompts(run.prompt_keys, run.paraphrases), run.out, run.steps, run.batch_size,
                              loss_clip=run.loss_clip)
     data["device"] = run.device
     return TrainConfig.from_dict(apply_overrides(data, run.overrides))

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from faceanim.data.prompts import wordings
 from faceanim.losses.animation import AnimationLoss
 from faceanim.losses.lpips import resize_area
 from faceanim.models.stylegan2.synthesis import synthesize_checkpointed
@@ -53,7 +54,11 @@ class Trainer:
         """``metrics``: a callable (frames ``[B, T, 3, H, W]``, latents, prompts) → named floats, run every
         ``metrics_every`` steps on fixed videos (``faceanim.evaluation.hooks.TrainingMetrics``)."""
         self.cfg, self.animator, self.G, self.loss = config, animator, generator, loss
-        self.optimizer, self.sampler, self.source, self.prompts = optimizer, sampler, source, prompts
+        # a prompt may list wordings of one motion ("smiling | grinning"): each use draws one; samples and
+        # metrics use the first
+        self.wordings = [wordings(p) for p in prompts]
+        self.optimizer, self.sampler, self.source = optimizer, sampler, source
+        self.prompts = [w[0] for w in self.wordings]
         self.run_dir, self.device, self.dist = Path(run_dir), device, dist or DistInfo()
         self.module = train_module or animator  # the DDP wrapper when distributed
         self.metrics = metrics
@@ -66,12 +71,20 @@ class Trainer:
     # -- batches -------------------------------------------------------------------------------------------------
     def _batch(self, step: int) -> dict:
         items, prompt_idx = self.sampler.batch(step)
-        prompts = [self.prompts[i] for i in prompt_idx]
+        prompts = [self._wording(i, step, slot) for slot, i in enumerate(prompt_idx)]
         if self.cfg.mode == "latent":
             return {"prompts": prompts, "w_source": self.source.codes(items).to(self.device)}
         samples = [self.source[i] for i in items]
         return {"prompts": prompts, "image": torch.stack([s["image"] for s in samples]).to(self.device),
                 "w_inv": torch.stack([s["w_inv"] for s in samples]).to(self.device)}
+
+    def _wording(self, prompt: int, step: int, slot: int) -> str:
+        """One wording of prompt ``prompt`` for batch slot ``slot`` of step ``step`` (a function of seed, step, slot)."""
+        options = self.wordings[prompt]
+        if len(options) == 1:
+            return options[0]
+        g = torch.Generator().manual_seed(((self.cfg.seed * 1_000_003 + step) * 257 + slot) * 7 + 3)
+        return options[int(torch.randint(len(options), (1,), generator=g))]
 
     def _step_generator(self, step: int) -> torch.Generator:
         return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# ToonFace v1 (issue 19): the whole round, resumable; every phase continues from its checkpoint or is skipped when
+# its output exists. Rules: seeds.md / rules.py (fixed before their inputs).
+#
+#   RUNS=runs/toon19 bash experiments/toonface/v1/chain.sh [PHASE ...]     # from the repository root
+#
+# PHASE: generator | rule-g | seeds | select | rule-m (default: all, in this order). SEEDS="0 1" limits the seeds;
+# THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
+set -euo pipefail
+RUNS=${RUNS:-runs/toon19}
+SEEDS=${SEEDS:-0 1 2 3}
+export OMP_NUM_THREADS=${THREADS:-1}
+BASE=runs/toonface                      # experiments/toonface/restore_weights.sh puts the build weights here
+KEYS=smile,laugh,sad,angry,surprise,eyes_closed,wink,pout,cry,blush,gaze_left,gaze_right,tilt_left,tilt_right,grey_hair,age
+FOCUS=laugh,sad,angry,eyes_closed,wink,pout,cry,blush,gaze_left,gaze_right,age
+phases=${*:-generator rule-g seeds select rule-m}
+say() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+generator() {
+  if [ ! -d "$RUNS/gen_v03/generator" ]; then      # v0.3's generator in fp32, exported from its checkpoint
+    mkdir -p "$RUNS/gen_v03" && cp -r "$BASE/generator_v03/checkpoint" "$RUNS/gen_v03/"
+    faceanim toon train-generator -o "$RUNS/gen_v03" --resume --steps 9000 --lr 5e-4 --beta1 0.9 \
+      --mapping-lr-multiplier 1.0 --faces 256 --expression-weight 25
+  fi
+  [ -d "$RUNS/gen_v1/generator" ] && return
+  local start=(--init-from "$RUNS/gen_v03/checkpoint")
+  [ -f "$RUNS/gen_v1/checkpoint/state.json" ] && start=(--resume)
+  say "generator fine-tune ${start[*]}"
+  faceanim toon train-generator -o "$RUNS/gen_v1" "${start[@]}" --steps 2000 --lr 3e-4 --beta1 0.9 \
+    --mapping-lr-multiplier 1.0 --faces 256 --expression-weight 25 --focus-keys "$FOCUS" --focus-share 0.5 --seed 19
+}
+
+rule_g() {
+  for g in gen_v03 gen_v1; do
+    [ -s "$RUNS/$g/eval_generator.json" ] && continue
+    say "eval-generator $g"
+    faceanim toon eval-generator "$RUNS/$g/generator" --faces 1000 --faces-per-key 32 \
+      --grid "$RUNS/$g/eval_grid.png" > "$RUNS/$g/eval_generator.json.tmp"
+    mv "$RUNS/$g/eval_generator.json.tmp" "$RUNS/$g/eval_generator.json"
+  done
+  [ -s "$RUNS/generator_choice.json" ] || python experiments/toonface/v1/rules.py generator "$RUNS" | tee "$RUNS/generator_choice.md"
+}
+
+seed_run() {  # the recipe of rule M, one seed
+  local seed=$1 gen out="$RUNS/m_s$1"
+  gen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['generator'])" "$RUNS/generator_choice.json")
+  local run="$out/00000-toonface-motion"
+  [ -f "$out/done" ] && return
+  if [ -f "$run/checkpoints/latest/state.json" ]; then
+    say "seed $seed: resume"
+    faceanim train --resume "$run" >> "$out/stdout.log" 2>&1
+  else
+    say "seed $seed: start on $gen"
+    mkdir -p "$out"
+    faceanim toon train-motion --generator "$gen" --clip "$BASE/clip15/clip" --loss-clip "$BASE/clip8/clip" \
+      -o "$out" --steps 1000 --batch-size 16 --paraphrases --prompt-keys "$KEYS" \
+      --set motion.mapper_input=offset --set loss.w_reg=10 --set loss.path_reg=30 \
+      --set motion.inference_rates=matched --set grad_clip=5 --set seed="$seed" >> "$out/stdout.log" 2>&1
+  fi
+  touch "$out/done"
+}
+
+select_seed() {  # the 32 selection faces 100-131, 16 prompts
+  local seed=$1 out="$RUNS/m_s$1"
+  [ -s "$out/sel32/results.json" ] && return
+  gen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['generator'])" "$RUNS/generator_choice.json")
+  [ -d "$out/bundle" ] || faceanim toon build-bundle --generator "$gen" \
+    --motion "$out/00000-toonface-motion/motion_model" --evaluator src/faceanim/bundles/toonface/evaluator -o "$out/bundle"
+  say "seed $seed: selection faces"
+  local prompts=()
+  for k in ${KEYS//,/ }; do prompts+=(-p "$k"); done
+  faceanim evaluate -b "$out/bundle" --methods ours --faces 32 --seed 100 --frames 16 "${prompts[@]}" \
+    --real 64 --grid-faces 4 --grid-format png -o "$out/sel32" > "$out/sel32.log" 2>&1
+}
+
+for phase in $phases; do
+  case $phase in
+    generator) generator ;;
+    rule-g) rule_g ;;
+    seeds) for s in $SEEDS; do seed_run "$s"; done ;;
+    select) for s in $SEEDS; do select_seed "$s"; done ;;
+    rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
+    *) echo "unknown phase $phase" >&2; exit 2 ;;
+  esac
+done
+say "done: $phases"
