@@ -240,6 +240,8 @@ def test_focus_keys_show_one_key_alone_on_a_neutral_face():
     plain = generator_batch(8, torch.Generator().manual_seed(3))
     again = generator_batch(8, torch.Generator().manual_seed(3), focus_keys=(), focus_share=0.5)
     assert torch.equal(plain[0], again[0]) and torch.equal(plain[1], again[1])
+    only = decode(generator_batch(6, torch.Generator().manual_seed(3), focus_keys=("wink",), focus_share=1.0)[0])
+    assert (only.vector[:, SLICES["wink"].start] >= 0.3 - 1e-4).all()  # a whole batch of the focus keys
 
 
 def test_train_generator_focus_options_are_checked(tmp_path, capsys):

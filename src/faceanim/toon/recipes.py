@@ -58,9 +58,10 @@ def generator_batch(n: int, g: torch.Generator, expression_weight: float = 0.0, 
     With ``focus_keys``, the first ``round(n · focus_share)`` faces are :func:`focus_params` draws (one of these
     keys alone on a neutral face), the rest the usual :func:`training_params`."""
     k = round(n * focus_share) if focus_keys else 0
-    p = training_params(n - k, g)
+    parts = [training_params(n - k, g)] if k < n else []
     if k:
-        p = ToonParams(torch.cat([focus_params(k, g, tuple(focus_keys)).vector, p.vector]))
+        parts.insert(0, focus_params(k, g, tuple(focus_keys)))
+    p = ToonParams(torch.cat([q.vector for q in parts]))
     images = render(p, size=GEN_RESOLUTION)
     if not expression_weight:
         return encode(p), images
