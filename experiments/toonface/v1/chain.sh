@@ -4,7 +4,8 @@
 #
 #   RUNS=runs/toon19 bash experiments/toonface/v1/chain.sh [PHASE ...]     # from the repository root
 #
-# PHASE: generator | rule-g | seeds | select | rule-m (default: all, in this order). SEEDS="0 1" limits the seeds;
+# PHASE: generator | rule-g | generator2 | rule-g2 | seeds | select | rule-m (default: generator rule-g seeds select
+# rule-m; round 2 of the generator, seeds.md rule G2, runs only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
 set -euo pipefail
 RUNS=${RUNS:-runs/toon19}
@@ -30,6 +31,38 @@ generator() {
     --mapping-lr-multiplier 1.0 --faces 256 --expression-weight 25 --focus-keys "$FOCUS" --focus-share 0.5 --seed 19
 }
 
+generator2() {  # seeds.md, rule G2
+  [ -d "$RUNS/gen_v2/generator" ] && return
+  local start=(--init-from "$RUNS/gen_v03/checkpoint")
+  [ -f "$RUNS/gen_v2/checkpoint/state.json" ] && start=(--resume)
+  say "generator round 2 ${start[*]}"
+  faceanim toon train-generator -o "$RUNS/gen_v2" "${start[@]}" --steps 12000 --lr 3e-4 --beta1 0.9 \
+    --mapping-lr-multiplier 1.0 --faces 256 --expression-weight 25 \
+    --focus-keys wink,sad,cry,angry,eyes_closed,pout,blush,laugh,age --focus-share 0.75 --seed 20
+}
+
+rule_g2() {
+  if [ ! -s "$RUNS/gen_v2/eval_generator.json" ]; then
+    faceanim toon eval-generator "$RUNS/gen_v2/generator" --faces 1000 --faces-per-key 32 \
+      --grid "$RUNS/gen_v2/eval_grid.png" > "$RUNS/gen_v2/eval_generator.json.tmp"
+    mv "$RUNS/gen_v2/eval_generator.json.tmp" "$RUNS/gen_v2/eval_generator.json"
+  fi
+  python experiments/toonface/v1/rules.py generator2 "$RUNS" | tee "$RUNS/generator_choice_gen_v2.md"
+}
+
+chosen_generator() {  # rule G2's choice when it accepted gen_v2, else rule G's
+  python - "$RUNS" <<'PY'
+import json, sys
+from pathlib import Path
+runs = Path(sys.argv[1])
+g2 = runs / "generator_choice_gen_v2.json"
+if g2.is_file() and json.loads(g2.read_text())["accepted_fine_tune"]:
+    print(json.loads(g2.read_text())["generator"])
+else:
+    print(json.loads((runs / "generator_choice.json").read_text())["generator"])
+PY
+}
+
 rule_g() {
   for g in gen_v03 gen_v1; do
     [ -s "$RUNS/$g/eval_generator.json" ] && continue
@@ -43,7 +76,7 @@ rule_g() {
 
 seed_run() {  # the recipe of rule M, one seed
   local seed=$1 gen out="$RUNS/m_s$1"
-  gen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['generator'])" "$RUNS/generator_choice.json")
+  gen=$(chosen_generator)
   local run="$out/00000-toonface-motion"
   [ -f "$out/done" ] && return
   if [ -f "$run/checkpoints/latest/state.json" ]; then
@@ -63,7 +96,7 @@ seed_run() {  # the recipe of rule M, one seed
 select_seed() {  # the 32 selection faces 100-131, 16 prompts
   local seed=$1 out="$RUNS/m_s$1"
   [ -s "$out/sel32/results.json" ] && return
-  gen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['generator'])" "$RUNS/generator_choice.json")
+  gen=$(chosen_generator)
   [ -d "$out/bundle" ] || faceanim toon build-bundle --generator "$gen" \
     --motion "$out/00000-toonface-motion/motion_model" --evaluator src/faceanim/bundles/toonface/evaluator -o "$out/bundle"
   say "seed $seed: selection faces"
@@ -77,6 +110,8 @@ for phase in $phases; do
   case $phase in
     generator) generator ;;
     rule-g) rule_g ;;
+    generator2) generator2 ;;
+    rule-g2) rule_g2 ;;
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;

@@ -30,9 +30,10 @@ SHIP_MEAN, SHIP_MIN = 0.85, 0.70  # the issue's success targets, here on the sel
 UNREADABLE = ("gaze_left", "gaze_right")  # the evaluator cannot read gaze: left out of the ship criterion
 
 
-def rule_generator(runs: Path) -> dict:
+def rule_generator(runs: Path, candidate: str = "gen_v1") -> dict:
+    """Rule G (``candidate`` gen_v1) and rule G2 (gen_v2): the same bars against v0.3."""
     old = json.loads((runs / "gen_v03" / "eval_generator.json").read_text())
-    new = json.loads((runs / "gen_v1" / "eval_generator.json").read_text())
+    new = json.loads((runs / candidate / "eval_generator.json").read_text())
     level = lambda ev, k: ev["drawn_level"][k][0]  # noqa: E731  (drawn, rendered)
     weak_mean = sum(level(new, k) for k in WEAK) / len(WEAK)
     drops = {k: round(level(old, k) - level(new, k), 3) for k in STRONG}
@@ -43,11 +44,13 @@ def rule_generator(runs: Path) -> dict:
         print(f"| {k} | {level(old, k):.2f} | {level(new, k):.2f} | {new['drawn_level'][k][1]:.2f} |")
     print(f"\nPSNR {old['psnr_mean_db']} → {new['psnr_mean_db']} dB (floor {PSNR_FLOOR:.2f}); weak-key mean "
           f"{weak_mean:.3f} (min {WEAK_MEAN_MIN}); largest drop on a strong key {max(drops.values()):.3f} "
-          f"(max {STRONG_DROP_MAX}) → {'gen_v1' if ok else 'gen_v03'}")
-    choice = {"generator": str(runs / ("gen_v1" if ok else "gen_v03") / "generator"), "accepted_fine_tune": ok,
+          f"(max {STRONG_DROP_MAX}) → {candidate if ok else 'gen_v03'}")
+    choice = {"generator": str(runs / (candidate if ok else "gen_v03") / "generator"), "accepted_fine_tune": ok,
+              "candidate": candidate,
               "psnr": [old["psnr_mean_db"], new["psnr_mean_db"]], "weak_mean": round(weak_mean, 3),
               "strong_drops": drops}
-    (runs / "generator_choice.json").write_text(json.dumps(choice, indent=1) + "\n")
+    (runs / f"generator_choice{'' if candidate == 'gen_v1' else '_' + candidate}.json").write_text(
+        json.dumps(choice, indent=1) + "\n")
     return choice
 
 
@@ -102,5 +105,10 @@ def rule_motion(runs: Path) -> dict:
 
 if __name__ == "__main__":
     what, runs = sys.argv[1], Path(sys.argv[2])
-    result = rule_generator(runs) if what == "generator" else rule_motion(runs)
+    if what == "generator":
+        rule_generator(runs)
+    elif what == "generator2":
+        rule_generator(runs, "gen_v2")
+    else:
+        rule_motion(runs)
     sys.exit(0)
