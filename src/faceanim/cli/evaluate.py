@@ -108,7 +108,8 @@ def results(suite, out, page, fresh, device, threads, quiet) -> None:
     summary = Suite(cfg, out_path, device=str(pick_device(device)), fresh=fresh, progress=not quiet,
                     log=lambda line: click.echo(line, err=True)).run()
     command = " ".join(["faceanim results --suite", shlex.quote(suite), "--out", shlex.quote(out)]
-                       + (["--page", shlex.quote(page)] if page else []) + (["--device", device] if device != "auto" else [])
+                       + (["--page", shlex.quote(page)] if page else [])
+                       + (["--device", device] if device != "auto" else [])
                        + (["--threads", str(threads)] if threads is not None else []))
     text = render_page(summary, command)
     for target in [out_path / "RESULTS.md"] + ([Path(page)] if page else []):

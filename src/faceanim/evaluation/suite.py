@@ -331,15 +331,12 @@ class Suite:
         the summary records the count used (``threads``) for the page."""
         import torch
 
-        before = torch.get_num_threads()
-        if self._threads is not None:
-            torch.set_num_threads(self._threads)
-        try:
+        from faceanim.utils.perf import torch_threads
+
+        with torch_threads(self._threads):
             summary = self._run_stages()
             summary["threads"] = torch.get_num_threads()
-            return summary
-        finally:
-            torch.set_num_threads(before)
+        return summary
 
     def _run_stages(self) -> dict:
         t0 = time.perf_counter()

@@ -18,7 +18,6 @@ drawn in *head space*, which rolls about ``PIVOT`` (the top of the neck) by ``ti
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from faceanim.toon.factors import HAIR_STYLES, ToonParams
+from faceanim.utils.perf import torch_threads
 
 MAX_TILT = math.radians(14.0)       # head roll at tilt = ±1
 PIVOT = (0.0, 0.50)                 # head rolls about this world point (top of the neck)
@@ -777,20 +777,6 @@ def _as_vector(params: ToonParams | Tensor) -> Tensor:
     return ToonParams(v.detach().to("cpu", torch.float32)).vector
 
 
-@contextlib.contextmanager
-def _intra_op_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (process-wide), restoring it afterwards."""
-    before = torch.get_num_threads()
-    if n is None or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @torch.no_grad()
 def render_unit(params: ToonParams | Tensor, size: int = 128, chunk: int = 64, threads: int | None = 1) -> Tensor:
     """Render faces as float RGB in [0, 1]: ``[B, P]`` (or ``ToonParams``/``[P]``) → ``[B, 3, size, size]`` on CPU.
@@ -801,7 +787,7 @@ def render_unit(params: ToonParams | Tensor, size: int = 128, chunk: int = 64, t
     threads can be 10× slower; to use more cores, render different batches in different processes.
     """
     v = _as_vector(params)
-    with _intra_op_threads(threads):
+    with torch_threads(threads):
         out = [_render_chunk(ToonParams(v[i:i + chunk]), size) for i in range(0, v.shape[0], chunk)]
     return torch.cat(out) if out else torch.zeros(0, 3, size, size)
 

@@ -184,7 +184,8 @@ class GeneratorRunConfig:
 
         unknown = [k for k in self.train.focus_keys if k not in PROMPT_TARGETS]
         if unknown:
-            raise FaceanimError(f"focus keys {', '.join(unknown)}: not prompt keys (known: {', '.join(PROMPT_TARGETS)})")
+            raise FaceanimError(f"focus keys {', '.join(unknown)}: not prompt keys "
+                                f"(known: {', '.join(PROMPT_TARGETS)})")
         if self.train.focus_keys and not 0 < self.train.focus_share <= 1:
             raise FaceanimError(f"focus share {self.train.focus_share}: expected a share in (0, 1]")
         if self.channels and not self.init_from:

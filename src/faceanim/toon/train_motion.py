@@ -38,8 +38,8 @@ def motion_train_config(run: MotionRunConfig):
 
     generator = run.generator or str(Bundle.open("toonface").path("generator"))
     clip = run.clip or str(Bundle.open("toonface").path("cond_clip"))
-    data = motion_train_data(generator, clip, motion_prompts(run.prompt_keys, run.paraphrases), run.out, run.steps, run.batch_size,
-                             loss_clip=run.loss_clip)
+    data = motion_train_data(generator, clip, motion_prompts(run.prompt_keys, run.paraphrases), run.out, run.steps,
+                             run.batch_size, loss_clip=run.loss_clip)
     data["device"] = run.device
     return TrainConfig.from_dict(apply_overrides(data, run.overrides))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -50,3 +51,20 @@ def frames_per_call(resolution: int, pixels: int = 8 * 256 ** 2, most: int = 8) 
     resolutions (1 frame at 1024 px, where 8 frames per call took a 1024 px training run from 6.7 to 12–14 GiB and
     `animate` to 9.65 GiB; docs/BENCHMARKS.md)."""
     return max(1, min(most, pixels // resolution ** 2))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Temporarily set torch's intra-op thread count (process-wide; None or the current count: unchanged),
+    restoring it afterwards. Imports torch only when called."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
