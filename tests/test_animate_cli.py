@@ -113,3 +113,31 @@ def test_toon_motion_grid_table_holds_the_animations_last_frames(bundle, tmp_pat
     assert not np.array_equal(sheet[y0:y0 + h, 2:2 + w], sheet[y0:y0 + h, 2 + w + 2:2 + 2 * w + 2])  # it moved
     assert main(["toon", "motion-grid", "-b", bundle, "-p", "smiling", "-o", str(tmp_path / "t.mp4")]) == 2
     assert "use .png" in _err(capsys) and not (tmp_path / "t.mp4").exists()
+    assert main(["toon", "motion-grid", "-b", bundle, "-p", "smiling", "-o", str(tmp_path / "t.png"),
+                 "--video", str(tmp_path / "t.avi")]) == 2
+    assert ".avi" in _err(capsys) and not (tmp_path / "t.png").exists()
+
+
+def test_toon_motion_grid_video_plays_every_cell(bundle, tmp_path, capsys):
+    """`motion-grid --video x.gif`: the same faces × prompts table, moving; its last frame shows the PNG table's
+    last frames (up to the GIF palette) and its first frame the faces (the tiny bundle barely moves them; the
+    layout itself is checked in test_outputs)."""
+    out, gif = tmp_path / "table.png", tmp_path / "table.gif"
+    assert main(["toon", "motion-grid", "-b", bundle, "-p", "smiling", "-p", "crying", "--faces", "2",
+                 "--seed", "5", "-n", "4", "-o", str(out), "--video", str(gif)]) == 0
+    assert "the same table, moving" in capsys.readouterr().out
+    sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    im = Image.open(gif)
+    assert im.n_frames == 4
+    frames = []
+    for t in range(4):
+        im.seek(t)
+        frames.append(np.asarray(im.convert("RGB")).astype(int))
+    h = (sheet.shape[1] - 2 - 2 - 2 * 2) // 3  # square tiles: border, three columns, border
+    y_png, y_gif = sheet.shape[0] - 2 - h, frames[0].shape[0] - 2 - h  # the last row of each
+    for c in range(2):  # prompt c: PNG column c + 1, GIF column c
+        png_cell = sheet[y_png:y_png + h, 2 + (c + 1) * (h + 2):2 + (c + 1) * (h + 2) + h]
+        last = frames[-1][y_gif:y_gif + h, 2 + c * (h + 2):2 + c * (h + 2) + h]
+        first = frames[0][y_gif:y_gif + h, 2 + c * (h + 2):2 + c * (h + 2) + h]
+        face = sheet[y_png:y_png + h, 2:2 + h]
+        assert np.abs(last - png_cell).mean() < 6 and np.abs(first - face).mean() < 6  # GIF palette error ≈ 4

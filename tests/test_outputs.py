@@ -16,7 +16,7 @@ from PIL import Image
 from faceanim import outputs
 from faceanim.errors import FaceanimError
 from faceanim.outputs import (check_output_path, load_latents_file, load_latents_metadata, save_latents,
-                              write_animation, write_grid_video)
+                              write_animation, write_grid_video, write_video_table)
 from faceanim.utils.images import to_uint8
 
 GAP = outputs.GRID_GAP
@@ -209,6 +209,35 @@ def test_grid_tiles_and_labels(tmp_path):
 
     with pytest.raises(ValueError, match="labels"):
         write_grid_video(videos, tmp_path / "x.gif", labels=["one"])
+
+
+def test_video_table_places_every_cell_at_every_frame(tmp_path):
+    """Rows × columns of animations, labels above the columns: each cell of each frame is its own video's frame
+    (flat colours, so the GIF palette keeps them exact)."""
+    colour = lambda r, c, t: (40 * r + 10, 60 * c + 20, 50 * t + 30)  # noqa: E731
+    rows = [torch.stack([torch.tensor(colour(r, c, 0), dtype=torch.uint8).expand(3, 12, 16, 3).clone() for c in range(3)])
+            for r in range(2)]
+    for r in range(2):
+        for c in range(3):
+            for t in range(3):
+                rows[r][c, t] = torch.tensor(colour(r, c, t), dtype=torch.uint8)
+    path = write_video_table(rows, tmp_path / "t.gif", fps=5, column_labels=["a", "b", "c"])
+    im = Image.open(path)
+    assert im.n_frames == 3
+    for t in range(3):
+        im.seek(t)
+        frame = np.asarray(im.convert("RGB"))
+        top = frame.shape[0] - GAP - 2 * 12 - GAP  # the label strip sits above the first row
+        assert frame.shape[1] == 3 * 16 + 4 * GAP and top > GAP
+        assert (frame[GAP:top - GAP] < 100).any()  # label text
+        for r in range(2):
+            for c in range(3):
+                y, x = top + r * (12 + GAP), GAP + c * (16 + GAP)
+                assert (frame[y:y + 12, x:x + 16] == colour(r, c, t)).all()
+    with pytest.raises(FaceanimError, match=".png"):
+        write_video_table(rows, tmp_path / "t.png")
+    with pytest.raises(ValueError, match="same"):
+        write_video_table([rows[0], rows[1][:2]], tmp_path / "u.gif")
 
 
 # ------------------------------------------------------------------------------------------------------- atomicity

@@ -41,7 +41,7 @@ from faceanim.utils.io import atomic_dir, atomic_path
 
 __all__ = ["VIDEO_OUTPUTS", "FOLDER", "as_uint8_video", "check_output_path", "load_latents_file",
            "load_latents_metadata", "output_kind", "save_latents", "write_animation", "write_grid_video",
-           "write_image_table"]
+           "write_image_table", "write_video_table"]
 
 
 MP4_CRF = 18                                  # x264 quality: 18 ≈ visually lossless; files stay ~50 kB/s at 256 px
@@ -172,6 +172,29 @@ def write_image_table(rows: Sequence[torch.Tensor], path: str | os.PathLike,
     if column_labels:
         lines.insert(0, _label_strips(column_labels, tiles[0].shape[2]))
     return _write_sheet(lines, None, path)
+
+
+def write_video_table(rows: Sequence[torch.Tensor], path: str | os.PathLike, fps: float = 10,
+                      column_labels: Sequence[str] | None = None) -> Path:
+    """The moving form of :func:`write_image_table`: row i plays the C animations ``rows[i]`` (float
+    ``[C, T, 3, H, W]`` in [-1, 1] or uint8 ``[C, T, H, W, 3]``) side by side, every row the same C columns and T
+    frames, with optional labels above the columns (e.g. faces × prompts). ``.mp4`` or ``.gif``; atomic."""
+    kind = check_output_path(path, allowed=(".mp4", ".gif"))
+    _check_fps(fps, kind)
+    clips = [[as_uint8_video(v) for v in torch.as_tensor(r)] for r in rows]
+    if not clips or len({c.shape for row in clips for c in row} | {len(row) for row in clips}) != 2:
+        raise ValueError("rows must be non-empty and hold the same number of videos, all the same shape")
+    if column_labels is not None and len(column_labels) != len(clips[0]):
+        raise ValueError(f"{len(column_labels)} column labels for {len(clips[0])} columns")
+    header = (_join(_label_strips(column_labels, clips[0][0].shape[2]), axis=1, gap=GRID_GAP, border=0)
+              if column_labels else None)
+
+    def table_frames() -> Iterator[np.ndarray]:
+        for t in range(clips[0][0].shape[0]):
+            lines = [_join([clip[t] for clip in row], axis=1, gap=GRID_GAP, border=0) for row in clips]
+            yield _join([header, *lines] if header is not None else lines, axis=0, gap=GRID_GAP, border=GRID_GAP)
+
+    return _WRITERS[kind](table_frames(), path, fps)
 
 
 # ----------------------------------------------------------------------------------------------------------------

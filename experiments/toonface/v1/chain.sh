@@ -4,8 +4,8 @@
 #
 #   RUNS=runs/toon19 bash experiments/toonface/v1/chain.sh [PHASE ...]     # from the repository root
 #
-# PHASE: generator | rule-g | generator2 | rule-g2 | seeds | select | rule-m (default: generator rule-g seeds select
-# rule-m; round 2 of the generator, seeds.md rule G2, runs only when named). SEEDS="0 1" limits the seeds;
+# PHASE: generator | rule-g | generator2 | rule-g2 | generator3 | rule-g3 | seeds | select | rule-m (default:
+# generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
 set -euo pipefail
 RUNS=${RUNS:-runs/toon19}
@@ -17,12 +17,15 @@ FOCUS=laugh,sad,angry,eyes_closed,wink,pout,cry,blush,gaze_left,gaze_right,age
 phases=${*:-generator rule-g seeds select rule-m}
 say() { echo "[$(date -u +%H:%M:%S)] $*"; }
 
+export_v03() {  # v0.3's generator in fp32, exported from its checkpoint (no step left: writes generator/)
+  [ -d "$RUNS/gen_v03/generator" ] && return
+  mkdir -p "$RUNS/gen_v03" && cp -r "$BASE/generator_v03/checkpoint" "$RUNS/gen_v03/"
+  faceanim toon train-generator -o "$RUNS/gen_v03" --resume --steps 9000 --lr 5e-4 --beta1 0.9 \
+    --mapping-lr-multiplier 1.0 --faces 256 --expression-weight 25
+}
+
 generator() {
-  if [ ! -d "$RUNS/gen_v03/generator" ]; then      # v0.3's generator in fp32, exported from its checkpoint
-    mkdir -p "$RUNS/gen_v03" && cp -r "$BASE/generator_v03/checkpoint" "$RUNS/gen_v03/"
-    faceanim toon train-generator -o "$RUNS/gen_v03" --resume --steps 9000 --lr 5e-4 --beta1 0.9 \
-      --mapping-lr-multiplier 1.0 --faces 256 --expression-weight 25
-  fi
+  export_v03
   [ -d "$RUNS/gen_v1/generator" ] && return
   local start=(--init-from "$RUNS/gen_v03/checkpoint")
   [ -f "$RUNS/gen_v1/checkpoint/state.json" ] && start=(--resume)
@@ -31,35 +34,40 @@ generator() {
     --mapping-lr-multiplier 1.0 --faces 256 --expression-weight 25 --focus-keys "$FOCUS" --focus-share 0.5 --seed 19
 }
 
-generator2() {  # seeds.md, rule G2
-  [ -d "$RUNS/gen_v2/generator" ] && return
+round_n() {  # seeds.md, rules G2 (12,000 steps, lost at 525) and G3 (the same cut to 4,000): $1 = 2 | 3
+  export_v03
+  local out="$RUNS/gen_v$1" steps=$([ "$1" = 2 ] && echo 12000 || echo 4000)
+  [ -d "$out/generator" ] && return
   local start=(--init-from "$RUNS/gen_v03/checkpoint")
-  [ -f "$RUNS/gen_v2/checkpoint/state.json" ] && start=(--resume)
-  say "generator round 2 ${start[*]}"
-  faceanim toon train-generator -o "$RUNS/gen_v2" "${start[@]}" --steps 12000 --lr 3e-4 --beta1 0.9 \
+  [ -f "$out/checkpoint/state.json" ] && start=(--resume)
+  say "generator round $1 ${start[*]}"
+  faceanim toon train-generator -o "$out" "${start[@]}" --steps "$steps" --lr 3e-4 --beta1 0.9 \
     --mapping-lr-multiplier 1.0 --faces 256 --expression-weight 25 \
     --focus-keys wink,sad,cry,angry,eyes_closed,pout,blush,laugh,age --focus-share 0.75 --seed 20
 }
 
-rule_g2() {
-  if [ ! -s "$RUNS/gen_v2/eval_generator.json" ]; then
-    faceanim toon eval-generator "$RUNS/gen_v2/generator" --faces 1000 --faces-per-key 32 \
-      --grid "$RUNS/gen_v2/eval_grid.png" > "$RUNS/gen_v2/eval_generator.json.tmp"
-    mv "$RUNS/gen_v2/eval_generator.json.tmp" "$RUNS/gen_v2/eval_generator.json"
+rule_gn() {
+  [ -s "$RUNS/gen_v03/eval_generator.json" ] ||    # v0.3's reading, committed (the same command, same weights)
+    cp experiments/toonface/v1/round10/eval_generator_v03.json "$RUNS/gen_v03/eval_generator.json"
+  if [ ! -s "$RUNS/gen_v$1/eval_generator.json" ]; then
+    say "eval-generator gen_v$1"
+    faceanim toon eval-generator "$RUNS/gen_v$1/generator" --faces 1000 --faces-per-key 32 \
+      --grid "$RUNS/gen_v$1/eval_grid.png" > "$RUNS/gen_v$1/eval_generator.json.tmp"
+    mv "$RUNS/gen_v$1/eval_generator.json.tmp" "$RUNS/gen_v$1/eval_generator.json"
   fi
-  python experiments/toonface/v1/rules.py generator2 "$RUNS" | tee "$RUNS/generator_choice_gen_v2.md"
+  python experiments/toonface/v1/rules.py "generator$1" "$RUNS" | tee "$RUNS/generator_choice_gen_v$1.md"
 }
 
-chosen_generator() {  # rule G2's choice when it accepted gen_v2, else rule G's
+chosen_generator() {  # the latest round (G3, G2) whose rule accepted its fine-tune, else rule G's choice
   python - "$RUNS" <<'PY'
 import json, sys
 from pathlib import Path
 runs = Path(sys.argv[1])
-g2 = runs / "generator_choice_gen_v2.json"
-if g2.is_file() and json.loads(g2.read_text())["accepted_fine_tune"]:
-    print(json.loads(g2.read_text())["generator"])
-else:
-    print(json.loads((runs / "generator_choice.json").read_text())["generator"])
+for name in ("generator_choice_gen_v3.json", "generator_choice_gen_v2.json", "generator_choice.json"):
+    f = runs / name
+    if f.is_file() and (json.loads(f.read_text())["accepted_fine_tune"] or name == "generator_choice.json"):
+        print(json.loads(f.read_text())["generator"])
+        break
 PY
 }
 
@@ -110,8 +118,8 @@ for phase in $phases; do
   case $phase in
     generator) generator ;;
     rule-g) rule_g ;;
-    generator2) generator2 ;;
-    rule-g2) rule_g2 ;;
+    generator2 | generator3) round_n "${phase: -1}" ;;
+    rule-g2 | rule-g3) rule_gn "${phase: -1}" ;;
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;

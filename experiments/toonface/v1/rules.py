@@ -31,7 +31,7 @@ UNREADABLE = ("gaze_left", "gaze_right")  # the evaluator cannot read gaze: left
 
 
 def rule_generator(runs: Path, candidate: str = "gen_v1") -> dict:
-    """Rule G (``candidate`` gen_v1) and rule G2 (gen_v2): the same bars against v0.3."""
+    """Rule G (``candidate`` gen_v1), G2 (gen_v2) and G3 (gen_v3): the same bars against v0.3."""
     old = json.loads((runs / "gen_v03" / "eval_generator.json").read_text())
     new = json.loads((runs / candidate / "eval_generator.json").read_text())
     level = lambda ev, k: ev["drawn_level"][k][0]  # noqa: E731  (drawn, rendered)
@@ -107,8 +107,8 @@ if __name__ == "__main__":
     what, runs = sys.argv[1], Path(sys.argv[2])
     if what == "generator":
         rule_generator(runs)
-    elif what == "generator2":
-        rule_generator(runs, "gen_v2")
+    elif what in ("generator2", "generator3"):
+        rule_generator(runs, "gen_v" + what[-1])
     else:
         rule_motion(runs)
     sys.exit(0)

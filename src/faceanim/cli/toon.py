@@ -52,16 +52,20 @@ def render(faces: int, seed: int, out: str, size: int) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the first row's face (then +1 per row).")
 @frames_option(help="Frames per animation; the table shows the last (default: the bundle's).")
 @out_option("motion_grid.png", help="PNG table.")
+@click.option("--video", default=None, metavar="PATH",
+              help="Also write the moving table (.mp4 or .gif): every cell its whole animation.")
 @device_option
 def motion_grid(bundle: str | None, prompts: tuple[str, ...], faces: int, seed: int, frames: int | None, out: str,
-                device: str) -> None:
+                video: str | None, device: str) -> None:
     """A faces × prompts table of a latent-mode bundle: each row one random face (its seed), the first column that
     face, then the last frame of its animation for each prompt (as `faceanim animate --seed S -p PROMPT`)."""
     from faceanim.toon.grids import motion_grid as table
 
     res = table(out, bundle=bundle, prompts=list(prompts), faces=faces, seed=seed, frames=frames,
-                device=_device(device))
+                device=_device(device), video=video)
     click.echo(f"wrote {res.path} ({res.faces} faces × {len(res.prompts)} prompts, frame {res.frames} of {res.frames})")
+    if res.video:
+        click.echo(f"wrote {res.video} (the same table, moving)")
 
 
 @toon.command("train-generator")

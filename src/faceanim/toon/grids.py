@@ -39,19 +39,23 @@ class MotionGridResult:
     faces: int
     prompts: list[str]
     frames: int
+    video: Path | None = None
 
 
 def motion_grid(out: str | os.PathLike, bundle: str | None = None, prompts: list[str] | None = None, faces: int = 6,
                 seed: int = 0, frames: int | None = None, device: str | torch.device = "cpu",
-                progress: bool = True) -> MotionGridResult:
+                progress: bool = True, video: str | os.PathLike | None = None) -> MotionGridResult:
     """A faces × prompts table of a latent-mode bundle: row i is the face of seed ``seed + i``, its first column
     that face, then the last frame of its animation for each prompt (as ``faceanim animate --seed S -p PROMPT``).
-    Prompts default to the bundle's example prompts, ``frames`` to its frame count."""
+    Prompts default to the bundle's example prompts, ``frames`` to its frame count. ``video`` (``.mp4`` or
+    ``.gif``): also the moving table, every cell its whole animation, at the bundle's frame rate."""
     from faceanim.bundles import Bundle
-    from faceanim.outputs import check_output_path, write_image_table
+    from faceanim.outputs import as_uint8_video, check_output_path, write_image_table, write_video_table
     from faceanim.pipelines import AnimationPipeline
 
     check_output_path(out, allowed=(".png",))
+    if video is not None:
+        check_output_path(video, allowed=(".mp4", ".gif"))
     bundle = Bundle.open(bundle)
     info = bundle.info
     if info.mode != "latent":
@@ -61,14 +65,17 @@ def motion_grid(out: str | os.PathLike, bundle: str | None = None, prompts: list
         raise FaceanimError("give prompts with -p (the bundle lists no example prompts)")
     pipe = AnimationPipeline.from_bundle(bundle, device=device)
     n = frames or info.num_frames
-    rows = []  # per face: the shared first frame, then each prompt's last frame
+    rows, clips = [], []  # per face: the shared first frame, then each prompt's last frame; the whole animations
     seeds = range(seed, seed + faces)
     if progress:
         from tqdm.auto import tqdm
 
         seeds = tqdm(seeds, desc="faces", unit="face", leave=False)
     for s in seeds:
-        video = pipe.batch(prompts, seed=s, num_frames=n).frames.cpu()  # [P, T, 3, H, W]
-        rows.append(torch.cat([video[:1, 0], video[:, -1]]))
+        anims = pipe.batch(prompts, seed=s, num_frames=n).frames.cpu()  # [P, T, 3, H, W]
+        rows.append(torch.cat([anims[:1, 0], anims[:, -1]]))
+        if video is not None:
+            clips.append(torch.stack([torch.from_numpy(as_uint8_video(a)) for a in anims]))
     path = write_image_table(rows, out, column_labels=["face", *prompts])
-    return MotionGridResult(Path(path), faces, prompts, n)
+    moving = write_video_table(clips, video, fps=info.fps, column_labels=prompts) if video is not None else None
+    return MotionGridResult(Path(path), faces, prompts, n, moving)
