@@ -4,7 +4,7 @@
 #
 #   RUNS=runs/toon19 bash experiments/toonface/v1/chain.sh [PHASE ...]     # from the repository root
 #
-# PHASE: generator | rule-g | generator2 | rule-g2 | generator3 | rule-g3 | seeds | select | rule-m (default:
+# PHASE: generator | rule-g | generator2 | rule-g2 | generator3 | rule-g3 | pilot3 | seeds | select | rule-m (default:
 # generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
 set -euo pipefail
@@ -114,6 +114,30 @@ select_seed() {  # the 32 selection faces 100-131, 16 prompts
     --real 64 --grid-faces 4 --grid-format png -o "$out/sel32" > "$out/sel32.log" 2>&1
 }
 
+pilot3() {  # seeds.md, rule G3: the 16-key pilot (paraphrases, 400 steps; not a candidate) on gen_v3, faces 200-207
+  local out="$RUNS/pilot3" run="$RUNS/pilot3/00000-toonface-motion"
+  if [ ! -f "$out/done" ]; then
+    if [ -f "$run/checkpoints/latest/state.json" ]; then
+      faceanim train --resume "$run" >> "$out/stdout.log" 2>&1
+    else
+      say "pilot on gen_v3"
+      mkdir -p "$out"
+      faceanim toon train-motion --generator "$RUNS/gen_v3/generator" --clip "$BASE/clip15/clip" \
+        --loss-clip "$BASE/clip8/clip" -o "$out" --steps 400 --batch-size 16 --paraphrases --prompt-keys "$KEYS" \
+        --set motion.mapper_input=offset --set loss.w_reg=10 --set loss.path_reg=30 \
+        --set motion.inference_rates=matched --set grad_clip=5 --set seed=0 >> "$out/stdout.log" 2>&1
+    fi
+    touch "$out/done"
+  fi
+  [ -d "$out/bundle" ] || faceanim toon build-bundle --generator "$RUNS/gen_v3/generator" \
+    --motion "$run/motion_model" --evaluator src/faceanim/bundles/toonface/evaluator -o "$out/bundle"
+  local prompts=()
+  for k in ${KEYS//,/ }; do prompts+=(-p "$k"); done
+  [ -s "$out/eval8/results.json" ] || faceanim evaluate -b "$out/bundle" --methods ours --faces 8 --seed 200 \
+    --frames 16 "${prompts[@]}" --real 64 --grid-faces 4 --grid-format png -o "$out/eval8" > "$out/eval8.log" 2>&1
+  say "pilot evaluated: $out/eval8"
+}
+
 for phase in $phases; do
   case $phase in
     generator) generator ;;
@@ -122,6 +146,7 @@ for phase in $phases; do
     rule-g2 | rule-g3) rule_gn "${phase: -1}" ;;
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
+    pilot3) pilot3 ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
