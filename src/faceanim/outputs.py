@@ -182,7 +182,8 @@ def write_video_table(rows: Sequence[torch.Tensor], path: str | os.PathLike, fps
     kind = check_output_path(path, allowed=(".mp4", ".gif"))
     _check_fps(fps, kind)
     clips = [[as_uint8_video(v) for v in torch.as_tensor(r)] for r in rows]
-    if not clips or len({c.shape for row in clips for c in row} | {len(row) for row in clips}) != 2:
+    shapes = {c.shape for row in clips for c in row}
+    if not clips or len({len(row) for row in clips}) != 1 or len(shapes) != 1:
         raise ValueError("rows must be non-empty and hold the same number of videos, all the same shape")
     if column_labels is not None and len(column_labels) != len(clips[0]):
         raise ValueError(f"{len(column_labels)} column labels for {len(clips[0])} columns")

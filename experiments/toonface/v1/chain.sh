@@ -4,8 +4,9 @@
 #
 #   RUNS=runs/toon19 bash experiments/toonface/v1/chain.sh [PHASE ...]     # from the repository root
 #
-# PHASE: generator | rule-g | generator2 | rule-g2 | generator3 | rule-g3 | pilot3 | seeds | select | rule-m (default:
-# generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, run only when named). SEEDS="0 1" limits the seeds;
+# PHASE: generator | rule-g | generator2 | rule-g2 | generator3 | rule-g3 | pilot3 | seeds | select | rule-m
+# (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
+# pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
 set -euo pipefail
 RUNS=${RUNS:-runs/toon19}
@@ -82,23 +83,25 @@ rule_g() {
   [ -s "$RUNS/generator_choice.json" ] || python experiments/toonface/v1/rules.py generator "$RUNS" | tee "$RUNS/generator_choice.md"
 }
 
-seed_run() {  # the recipe of rule M, one seed
-  local seed=$1 gen out="$RUNS/m_s$1"
-  gen=$(chosen_generator)
-  local run="$out/00000-toonface-motion"
+motion_run() {  # the recipe of rule M (resumable): $1 out folder, $2 generator, $3 steps, $4 seed
+  local out=$1 gen=$2 steps=$3 seed=$4 run="$1/00000-toonface-motion"
   [ -f "$out/done" ] && return
   if [ -f "$run/checkpoints/latest/state.json" ]; then
-    say "seed $seed: resume"
+    say "$out: resume"
     faceanim train --resume "$run" >> "$out/stdout.log" 2>&1
   else
-    say "seed $seed: start on $gen"
+    say "$out: start on $gen"
     mkdir -p "$out"
     faceanim toon train-motion --generator "$gen" --clip "$BASE/clip15/clip" --loss-clip "$BASE/clip8/clip" \
-      -o "$out" --steps 1000 --batch-size 16 --paraphrases --prompt-keys "$KEYS" \
+      -o "$out" --steps "$steps" --batch-size 16 --paraphrases --prompt-keys "$KEYS" \
       --set motion.mapper_input=offset --set loss.w_reg=10 --set loss.path_reg=30 \
       --set motion.inference_rates=matched --set grad_clip=5 --set seed="$seed" >> "$out/stdout.log" 2>&1
   fi
   touch "$out/done"
+}
+
+seed_run() {  # rule M, one seed, on the chosen generator
+  motion_run "$RUNS/m_s$1" "$(chosen_generator)" 1000 "$1"
 }
 
 select_seed() {  # the 32 selection faces 100-131, 16 prompts
@@ -116,19 +119,7 @@ select_seed() {  # the 32 selection faces 100-131, 16 prompts
 
 pilot3() {  # seeds.md, rule G3: the 16-key pilot (paraphrases, 400 steps; not a candidate) on gen_v3, faces 200-207
   local out="$RUNS/pilot3" run="$RUNS/pilot3/00000-toonface-motion"
-  if [ ! -f "$out/done" ]; then
-    if [ -f "$run/checkpoints/latest/state.json" ]; then
-      faceanim train --resume "$run" >> "$out/stdout.log" 2>&1
-    else
-      say "pilot on gen_v3"
-      mkdir -p "$out"
-      faceanim toon train-motion --generator "$RUNS/gen_v3/generator" --clip "$BASE/clip15/clip" \
-        --loss-clip "$BASE/clip8/clip" -o "$out" --steps 400 --batch-size 16 --paraphrases --prompt-keys "$KEYS" \
-        --set motion.mapper_input=offset --set loss.w_reg=10 --set loss.path_reg=30 \
-        --set motion.inference_rates=matched --set grad_clip=5 --set seed=0 >> "$out/stdout.log" 2>&1
-    fi
-    touch "$out/done"
-  fi
+  motion_run "$out" "$RUNS/gen_v3/generator" 400 0
   [ -d "$out/bundle" ] || faceanim toon build-bundle --generator "$RUNS/gen_v3/generator" \
     --motion "$run/motion_model" --evaluator src/faceanim/bundles/toonface/evaluator -o "$out/bundle"
   local prompts=()
