@@ -93,6 +93,21 @@ def test_offset_mapper_input_starts_at_the_source():
     assert torch.allclose(out.ws[:, 0], A.motion_mapper(torch.zeros(1, 32)), atol=1e-6)
 
 
+def test_edit_ws_keeps_the_fine_entries_at_the_source():
+    w = torch.randn(2, 6, 4)
+    outs = {}
+    for n in (0, 4):
+        A = _animator("latent", edit_ws=n)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for p in A.motion_mapper.layers[-1].parameters():
+                p.normal_()
+        outs[n] = A(["smiling", "crying"], 3, w_source=w, rng=torch.Generator().manual_seed(0)).ws
+    assert torch.equal(outs[4][:, :, 4:], w[:, 4:].unsqueeze(1).expand(-1, 3, -1, -1))
+    assert torch.equal(outs[4][:, :, :4], outs[0][:, :, :4])
+    assert not torch.allclose(outs[0][:, :, 4:], outs[4][:, :, 4:])
+
+
 def test_parameter_groups_and_round_trip(tmp_path):
     A = _animator("latent")
     groups = {g["name"]: g for g in A.parameter_groups()}
@@ -110,6 +125,8 @@ def test_config_errors():
         MotionConfig(mode="video")
     with pytest.raises(FaceanimError):
         MotionConfig(mapper_input="delta")
+    with pytest.raises(FaceanimError, match="edit_ws"):
+        MotionConfig(num_ws=6, edit_ws=7)
     with pytest.raises(ValueError, match="z_dim"):
         LanguageGuidedAnimator(MotionConfig(z_dim=7), CLIPEncoder.from_config(CLIP_RN))
 

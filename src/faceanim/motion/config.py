@@ -32,6 +32,8 @@ class MotionConfig:
                                       # the official code's r = 0.8/T, also in training (= 0.2 at T = 4), times the
                                       # same decay at inference (a 16-frame video travels 0.375, the paper's 1.5)
     train_frames: int = 0             # frames per training video (set by the trainer; needed by "matched")
+    edit_ws: int = 0                  # Δw⁽ⁱ⁾ only on the first N W+ entries (coarse and middle layers; the fine
+                                      # ones, which carry colour, stay at w_s); 0: all entries, as the paper
     detach_visual: bool = False       # True: z⁽¹⁾ = z_t + stop-gradient(z_v), as the official code (M's gradient
                                       # does not reach E_v; H_v's does)
 
@@ -47,5 +49,7 @@ class MotionConfig:
             raise FaceanimError(f"mapper_layout must be 'project' or 'official', got {self.mapper_layout!r}")
         if self.mapper_input not in ("code", "offset"):
             raise FaceanimError(f"mapper_input must be 'code' or 'offset', got {self.mapper_input!r}")
+        if not 0 <= self.edit_ws <= self.num_ws:
+            raise FaceanimError(f"edit_ws {self.edit_ws}: expected 0 (every W+ entry) to num_ws ({self.num_ws})")
         if min(self.z_dim, self.h_dim, self.num_ws, self.w_dim, self.mapper_hidden, self.mapper_layers) <= 0:
             raise FaceanimError("motion model widths and depths must be positive")

@@ -113,7 +113,10 @@ class LanguageGuidedAnimator(nn.Module):
             w_s, z1 = w_source, z_t
         codes = self.motion(z1, num_frames, decay=decay, rng=rng)
         mapper_in = codes - codes[:, :1] if self.config.mapper_input == "offset" else codes
-        ws = self.motion_mapper(mapper_in) + w_s.unsqueeze(1)
+        delta = self.motion_mapper(mapper_in)
+        if self.config.edit_ws:  # the fine W+ entries keep the source's code
+            delta = torch.cat([delta[:, :, :self.config.edit_ws], delta[:, :, self.config.edit_ws:] * 0], dim=2)
+        ws = delta + w_s.unsqueeze(1)
         return MotionOutput(ws=ws, w_s=w_s, codes=codes)
 
     # -- files ---------------------------------------------------------------------------------------------------
