@@ -5,6 +5,7 @@
 #   RUNS=runs/toon19 bash experiments/toonface/v1/chain.sh [PHASE ...]     # from the repository root
 #
 # PHASE: generator | rule-g | generator2 | rule-g2 | generator3 | rule-g3 | pilot3 | seeds | select | rule-m
+#        | round12 | rule-m2 | report2 | ship2   (round 12, seeds.md rule M2: THREADS=1, two jobs at a time)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -83,8 +84,9 @@ rule_g() {
   [ -s "$RUNS/generator_choice.json" ] || python experiments/toonface/v1/rules.py generator "$RUNS" | tee "$RUNS/generator_choice.md"
 }
 
-motion_run() {  # the recipe of rule M (resumable): $1 out folder, $2 generator, $3 steps, $4 seed
+motion_run() {  # the recipe of rule M (resumable): $1 out folder, $2 generator, $3 steps, $4 seed, $5… more --set
   local out=$1 gen=$2 steps=$3 seed=$4 run="$1/00000-toonface-motion"
+  shift 4
   [ -f "$out/done" ] && return
   if [ -f "$run/checkpoints/latest/state.json" ]; then
     say "$out: resume"
@@ -95,7 +97,7 @@ motion_run() {  # the recipe of rule M (resumable): $1 out folder, $2 generator,
     faceanim toon train-motion --generator "$gen" --clip "$BASE/clip15/clip" --loss-clip "$BASE/clip8/clip" \
       -o "$out" --steps "$steps" --batch-size 16 --paraphrases --prompt-keys "$KEYS" \
       --set motion.mapper_input=offset --set loss.w_reg=10 --set loss.path_reg=30 \
-      --set motion.inference_rates=matched --set grad_clip=5 --set seed="$seed" >> "$out/stdout.log" 2>&1
+      --set motion.inference_rates=matched --set grad_clip=5 --set seed="$seed" "$@" >> "$out/stdout.log" 2>&1
   fi
   touch "$out/done"
 }
@@ -115,6 +117,39 @@ select_seed() {  # the 32 selection faces 100-131, 16 prompts
   for k in ${KEYS//,/ }; do prompts+=(-p "$k"); done
   faceanim evaluate -b "$out/bundle" --methods ours --faces 32 --seed 100 --frames 16 "${prompts[@]}" \
     --real 64 --grid-faces 4 --grid-format png -o "$out/sel32" > "$out/sel32.log" 2>&1
+}
+
+evaluate_run() {  # $1 run folder, $2 generator, $3 name (sel32 | report64), $4 faces, $5 first face
+  local out=$1 gen=$2
+  [ -s "$out/$3/results.json" ] && return
+  [ -d "$out/bundle" ] || faceanim toon build-bundle --generator "$gen" \
+    --motion "$out/00000-toonface-motion/motion_model" --evaluator src/faceanim/bundles/toonface/evaluator -o "$out/bundle"
+  say "$out: $3"
+  local prompts=()
+  for k in ${KEYS//,/ }; do prompts+=(-p "$k"); done
+  faceanim evaluate -b "$out/bundle" --methods ours --faces "$4" --seed "$5" --frames 16 "${prompts[@]}" \
+    --real 64 --grid-faces 4 --grid-format png -o "$out/$3" > "$out/$3.log" 2>&1
+}
+
+m2_job() {  # rule M2 (seeds.md): $1 variant a (offsets on W+ 0-7) | b (all entries), $2 seed; train, then score
+  local out="$RUNS/m2_$1_s$2" extra=()
+  [ "$1" = a ] && extra=(--set motion.edit_ws=8)
+  motion_run "$out" "$RUNS/gen_v03/generator" 1000 "$2" "${extra[@]}"
+  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+}
+
+round12() {  # the four runs of rule M2, two at a time (one thread each)
+  export_v03
+  for s in 0 1; do
+    m2_job a "$s" & m2_job b "$s" & wait
+  done
+}
+
+report2() {  # rule M2's candidate on the 64 report faces (chosen first by rule-m2)
+  local chosen
+  chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_m2.json")
+  [ -n "$chosen" ] || { say "rule M2 chose no run: no report"; return; }
+  evaluate_run "$RUNS/$chosen" "$RUNS/gen_v03/generator" report64 64 0
 }
 
 pilot3() {  # seeds.md, rule G3: the 16-key pilot (paraphrases, 400 steps; not a candidate) on gen_v3, faces 200-207
@@ -138,6 +173,10 @@ for phase in $phases; do
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     pilot3) pilot3 ;;
+    round12) round12 ;;
+    rule-m2) python experiments/toonface/v1/rules.py motion2 "$RUNS" | tee "$RUNS/selection_m2.md" ;;
+    report2) report2 ;;
+    ship2) python experiments/toonface/v1/rules.py ship2 "$RUNS" | tee "$RUNS/ship_m2.md" ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac

@@ -2,6 +2,8 @@
 
     python experiments/toonface/v1/rules.py generator RUNS   # rule G: which generator the motion seeds use
     python experiments/toonface/v1/rules.py motion RUNS      # rule M: which motion seed (if any) becomes v1
+    python experiments/toonface/v1/rules.py motion2 RUNS     # rule M2 (round 12): the candidate run and its keys
+    python experiments/toonface/v1/rules.py ship2 RUNS       # rule M2's ship rule, on the report faces
 
 RUNS is the round's run folder (runs/toon19). Rule G reads RUNS/gen_v03/eval_generator.json and
 RUNS/gen_v1/eval_generator.json (`faceanim toon eval-generator GEN --n 1000 --per-key 32`) and writes
@@ -103,12 +105,131 @@ def rule_motion(runs: Path) -> dict:
     return out
 
 
+# -- rule M2 (session 12; seeds.md) ----------------------------------------------------------------------------
+RUNS_M2 = ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1")
+WORK_MIN = 0.70                   # a key works when its success reaches this …
+EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
+SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
+SHIP_KEYS_MIN = 7                 # v0.5 lists 7 prompts
+REPORT_OFF_TARGET_MAX, REPORT_DRIFT_MAX = 0.023, 0.099   # the issue's targets (v0.5 on the report faces)
+HERE = Path(__file__).parent
+
+
+def _ci(vals: list[float], seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
+    """Mean and 95% percentile bootstrap interval over videos (as ``faceanim evaluate``)."""
+    import random
+
+    rng = random.Random(seed)
+    n = len(vals)
+    means = sorted(sum(rng.choice(vals) for _ in range(n)) / n for _ in range(resamples))
+    return sum(vals) / n, means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+
+
+def score_run2(results: Path) -> dict:
+    """Per key: success, eye changes (minus the generator's own and the renderer's own), working or not; the
+    supported set S and the figures over S's videos."""
+    videos = [v for v in json.loads(results.read_text())["videos"] if v["method"] == "ours"]
+    gen_ref = json.loads((HERE / "round12" / "generator_eye_change.json").read_text())
+    ren_ref = json.loads((HERE / "renderer_eye_change.json").read_text())
+    keys = list(dict.fromkeys(v["key"] for v in videos))
+    per = {}
+    for k in keys:
+        size, colour = _per_prompt(videos, k, "toon_eye_size_change"), _per_prompt(videos, k, "toon_eye_color_change")
+        d_gen = (size - gen_ref[k][0], colour - gen_ref[k][1])
+        success = _per_prompt(videos, k, "toon_success")
+        per[k] = {"success": round(success, 3), "eye_size": round(size, 3), "eye_colour": round(colour, 3),
+                  "vs_generator": [round(x, 3) for x in d_gen],
+                  "vs_renderer": [round(size - ren_ref[k][0], 3), round(colour - ren_ref[k][1], 3)],
+                  "working": k not in UNREADABLE and success >= WORK_MIN
+                  and all(abs(x) <= EYE_MAX_M2 for x in d_gen)}
+    S = [k for k in keys if per[k]["working"]]
+    sub = [v for v in videos if v["key"] in S]
+    s = {"per_key": per, "supported": S, "n_videos": len(videos)}
+    if sub:
+        for name, metric in (("success", "toon_success"), ("off_target", "toon_off_target"),
+                             ("drift", "toon_identity_drift")):
+            m, lo, hi = _ci([v[metric] for v in sub])
+            s[name] = [round(m, 4), round(lo, 4), round(hi, 4)]
+    return s
+
+
+def rule_motion2(runs: Path) -> dict:
+    scores = {r: score_run2(runs / r / "sel32" / "results.json") for r in RUNS_M2
+              if (runs / r / "sel32" / "results.json").is_file()}
+    if len(scores) < len(RUNS_M2):
+        print(f"only {sorted(scores)} are scored; the rule waits for all of {list(RUNS_M2)}")
+        return {"scores": scores, "chosen": None, "complete": False}
+    print("| run | keys in S | success over S | off-target over S | drift over S | qualifies |\n|---|---|---|---|---|---|")
+    for r, s in scores.items():
+        s["qualifies"] = bool(s["supported"]) and s["success"][0] >= SUPPORT_MEAN \
+            and s["off_target"][0] <= OFF_TARGET_MAX and s["drift"][0] <= DRIFT_MAX
+        fig = (lambda x: f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]") if s["supported"] else (lambda x: "—")
+        print(f"| {r} | {len(s['supported'])}: {', '.join(s['supported'])} | {fig(s.get('success'))} | "
+              f"{fig(s.get('off_target'))} | {fig(s.get('drift'))} | {s['qualifies']} |")
+    print("\nper key: success, eye size / colour change minus the generator's own (working: ✓)\n")
+    print("| key | " + " | ".join(scores) + " |\n|---|" + "---|" * len(scores))
+    for k in next(iter(scores.values()))["per_key"]:
+        cells = []
+        for s in scores.values():
+            p = s["per_key"][k]
+            cells.append(f"{p['success']:.2f} ({p['vs_generator'][0]:+.2f}/{p['vs_generator'][1]:+.2f})"
+                         + (" ✓" if p["working"] else ""))
+        print(f"| {k} | " + " | ".join(cells) + " |")
+    good = [r for r, s in scores.items() if s["qualifies"]]
+    chosen = max(good, key=lambda r: (len(scores[r]["supported"]), scores[r]["success"][0],
+                                      -scores[r]["off_target"][0])) if good else None
+    print(f"\ncandidate: {chosen}" + (f" (S = {', '.join(scores[chosen]['supported'])})" if chosen else
+                                      " — no run qualifies; nothing ships, v0.5 stays"))
+    out = {"scores": scores, "chosen": chosen, "complete": True}
+    (runs / "selection_m2.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def ship2(runs: Path) -> dict:
+    sel = json.loads((runs / "selection_m2.json").read_text())
+    chosen = sel["chosen"]
+    if chosen is None:
+        print("no candidate: nothing ships")
+        return {"ships": False}
+    S = sel["scores"][chosen]["supported"]
+    rep = score_run2(runs / chosen / "report64" / "results.json")
+    K = [k for k in S if rep["per_key"][k]["working"]]
+    videos = [v for v in json.loads((runs / chosen / "report64" / "results.json").read_text())["videos"]
+              if v["method"] == "ours" and v["key"] in K]
+    out = {"run": chosen, "selection_supported": S, "kept": K, "report_per_key": rep["per_key"]}
+    if K:
+        for name, metric in (("success", "toon_success"), ("off_target", "toon_off_target"),
+                             ("drift", "toon_identity_drift")):
+            m, lo, hi = _ci([v[metric] for v in videos])
+            out[name] = [round(m, 4), round(lo, 4), round(hi, 4)]
+    out["ships"] = bool(K) and len(K) >= SHIP_KEYS_MIN and out["success"][0] >= SUPPORT_MEAN \
+        and min(rep["per_key"][k]["success"] for k in K) >= WORK_MIN \
+        and out["off_target"][0] <= REPORT_OFF_TARGET_MAX and out["drift"][0] <= REPORT_DRIFT_MAX
+    print(f"run {chosen}: S on the selection faces = {', '.join(S)}")
+    print("\n| key | success | eye size Δ (generator's own) | iris colour Δ (generator's own) | working |\n|---|---|---|---|---|")
+    gen_ref = json.loads((HERE / "round12" / "generator_eye_change.json").read_text())
+    for k, p in rep["per_key"].items():
+        print(f"| {k} | {p['success']:.3f} | {p['eye_size']:+.3f} ({gen_ref[k][0]:+.3f}) | "
+              f"{p['eye_colour']:+.3f} ({gen_ref[k][1]:+.3f}) | {'✓' if p['working'] else ''}{' (in S)' if k in S else ''} |")
+    if K:
+        f = lambda x: f"{x[0]:.4f} [{x[1]:.4f}, {x[2]:.4f}]"  # noqa: E731
+        print(f"\nkept K = {', '.join(K)} ({len(K)} keys, {len(videos)} videos): success {f(out['success'])}, "
+              f"off-target {f(out['off_target'])}, identity drift {f(out['drift'])}")
+    print(f"ships as v1 (before the panel is read by eye): {out['ships']}")
+    (runs / "ship_m2.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
 if __name__ == "__main__":
     what, runs = sys.argv[1], Path(sys.argv[2])
     if what == "generator":
         rule_generator(runs)
     elif what in ("generator2", "generator3"):
         rule_generator(runs, "gen_v" + what[-1])
+    elif what == "motion2":
+        rule_motion2(runs)
+    elif what == "ship2":
+        ship2(runs)
     else:
         rule_motion(runs)
     sys.exit(0)
