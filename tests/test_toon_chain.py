@@ -56,11 +56,14 @@ def test_toon_build_chain(tmp_path, capsys, monkeypatch):
     assert main(build) == 2  # -o is required: no default writes into the installed package
     assert main([*build, "-o", str(PACKAGED / "toonface")]) == 2  # the shipped bundle is refused without --force
     assert "installed package" in capsys.readouterr().err
-    assert main([*build, "-o", "bundle", "--evaluator", "ev/evaluator"]) == 0
+    (tmp_path / "supported.txt").write_text("smiling\nlaughing\n")
+    assert main([*build, "-o", "bundle", "--evaluator", "ev/evaluator", "--supported-prompts", "supported.txt"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["fp16_vs_fp32_generator_psnr_db"] > 40 and report["bundle_mb"] < 40
     assert report["fp16_vs_fp32_evaluator_max_abs"] < 0.05
-    assert json.loads((tmp_path / "bundle" / "bundle.json").read_text())["components"]["evaluator"] == "evaluator"
+    info = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert info["components"]["evaluator"] == "evaluator"
+    assert info["supported_prompts"] == info["example_prompts"] == ["smiling", "laughing"]
     assert main([*build, "-o", "bundle"]) == 2  # an existing folder needs --force
     assert main(["animate", "--bundle", "bundle", "-p", "smiling", "-n", "4", "-o", "smile.mp4"]) == 0
     assert os.path.getsize(tmp_path / "smile.mp4") > 0

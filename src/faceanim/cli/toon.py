@@ -243,14 +243,20 @@ def train_motion(generator: str | None, clip_dir: str | None, loss_clip: str | N
 @click.option("--model-card", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--evaluator", default=None, type=click.Path(exists=True, file_okay=False),
               help="The ground-truth evaluator folder (`toon train-evaluator`), shipped for `faceanim evaluate`.")
+@click.option("--supported-prompts", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Prompt file (one per line) the motion model was trained and checked on; the first six become "
+                   "the example prompts. Calibrate the far-prompt note afterwards with `faceanim bundle "
+                   "calibrate-prompts`.")
 @click.option("--force", is_flag=True, help="Replace an existing folder, even the installed package's bundle.")
 def build_bundle(generator: str | None, motion: str, out: str, model_card: str | None, evaluator: str | None,
-                 force: bool) -> None:
+                 supported_prompts: str | None, force: bool) -> None:
     """Assemble the ToonFace bundle with fp16 weights, and report how far fp16 moves the outputs (JSON)."""
+    from faceanim.data.prompts import load_prompts
     from faceanim.toon.bundle import ToonBundleConfig, build_toon_bundle
 
+    prompts = load_prompts(supported_prompts) if supported_prompts else None
     report = build_toon_bundle(ToonBundleConfig(out=out, motion=motion, generator=generator, evaluator=evaluator,
-                                                model_card=model_card, force=force))
+                                                model_card=model_card, supported_prompts=prompts, force=force))
     click.echo(json.dumps(report))
 
 

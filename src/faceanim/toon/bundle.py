@@ -28,6 +28,8 @@ class ToonBundleConfig:
     generator: str | None = None        # generator folder (default: the toonface bundle's)
     evaluator: str | None = None        # ground-truth evaluator folder, shipped for `faceanim evaluate`
     model_card: str | None = None       # MODEL_CARD.md to ship
+    supported_prompts: list[str] | None = None  # prompts the motion model was trained and checked on (examples:
+                                                # the first six); None: declared none
     force: bool = False                 # replace an existing folder, even the package's own bundle
 
 
@@ -119,6 +121,9 @@ def build_toon_bundle(cfg: ToonBundleConfig) -> dict:
             raise FaceanimError(f"{name} folder not found: {folder}")
     model_card = Path(cfg.model_card).read_text() if cfg.model_card else None
     info = toon_bundle_info(evaluator=cfg.evaluator is not None)
+    if cfg.supported_prompts:
+        info.supported_prompts = list(cfg.supported_prompts)
+        info.example_prompts = info.supported_prompts[:6]
     with atomic_dir(out) as tmp:
         fp16_copy(generator, tmp / "generator")
         fp16_copy(cfg.motion, tmp / "motion")

@@ -1,14 +1,19 @@
-"""Write the phrase files of the far-prompt calibration (see README.md): python make_phrases.py OUT_DIR"""
+"""Write the phrase files of the far-prompt calibration (see README.md):
+
+    python make_phrases.py OUT_DIR [KEY,KEY,…]     # the bundle's supported prompt keys (default: v0.5's seven)
+
+also writes OUT_DIR/supported_prompts.txt, the canonical phrase of each supported key (`toon build-bundle
+--supported-prompts`)."""
 
 import sys
 from pathlib import Path
 
-from faceanim.toon.captions import VOCABULARY
+from faceanim.toon.captions import EXPRESSION_PROMPTS, VOCABULARY
 
-SUPPORTED_KEYS = ("smile", "laugh", "surprise", "grey_hair", "age", "tilt_left", "tilt_right")
-SUPPORTED = ("smiling", "laughing", "surprised", "going grey", "old", "tilting head to the left",
-             "tilting head to the right")
-UNSUPPORTED_KEYS = ("sad", "angry", "eyes_closed", "wink", "pout", "cry", "blush", "gaze_left", "gaze_right")
+V05_KEYS = ("smile", "laugh", "surprise", "grey_hair", "age", "tilt_left", "tilt_right")
+SUPPORTED_KEYS = tuple(sys.argv[2].split(",")) if len(sys.argv) > 2 else V05_KEYS
+SUPPORTED = tuple(EXPRESSION_PROMPTS[k] for k in SUPPORTED_KEYS)
+UNSUPPORTED_KEYS = tuple(k for k in EXPRESSION_PROMPTS if k not in SUPPORTED_KEYS)
 UNRELATED = """riding a bicycle | eating a bowl of soup | the stock market | playing the violin | a red sports car |
 raining in London | reading a newspaper | walking the dog | eating an apple | jumping on a trampoline |
 swimming in the sea | dancing the tango | talking on the phone | wearing sunglasses | holding an umbrella |
@@ -38,6 +43,7 @@ def main(out: Path) -> None:
         "unrelated": [p.strip() for p in UNRELATED.replace("\n", " ").split("|")],
         "unsupported_motions": phrases(UNSUPPORTED_KEYS, "train") + phrases(UNSUPPORTED_KEYS, "heldout"),
     }
+    groups["supported_prompts"] = list(SUPPORTED)
     for name, items in groups.items():
         (out / f"{name}.txt").write_text("\n".join(items) + "\n")
         print(f"{name}: {len(items)}")
