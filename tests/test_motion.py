@@ -108,6 +108,44 @@ def test_edit_ws_keeps_the_fine_entries_at_the_source():
     assert not torch.allclose(outs[0][:, :, 4:], outs[4][:, :, 4:])
 
 
+def test_frozen_directions_are_projected_off_every_offset(tmp_path):
+    A = _animator("latent", frozen_directions=2)
+    with torch.no_grad():
+        for p in A.motion_mapper.layers[-1].parameters():
+            p.normal_()
+    d = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
+    A.set_frozen_directions(d)
+    assert torch.allclose(A.frozen_basis @ A.frozen_basis.t(), torch.eye(2), atol=1e-6)
+    w = torch.randn(2, 6, 4)
+    out = A(["smiling", "crying"], 3, w_source=w, rng=torch.Generator().manual_seed(0)).ws
+    delta = out - w.unsqueeze(1)
+    assert delta.abs().max() > 0.1 and (delta @ d.t()).abs().max() < 1e-5  # moves, but never along d
+    A.save_pretrained(tmp_path / "m")
+    B = LanguageGuidedAnimator.from_pretrained(tmp_path / "m")
+    assert torch.equal(B.frozen_basis, A.frozen_basis)
+    with pytest.raises(ValueError, match="linearly dependent"):
+        A.set_frozen_directions(torch.tensor([[1.0, 0, 0, 0], [2.0, 0, 0, 0]]))
+    with pytest.raises(ValueError, match="expected 2 frozen directions"):
+        A.set_frozen_directions(torch.ones(3, 4))
+
+
+def test_load_frozen_directions_reads_tensor_files_and_refuses_bad_ones(tmp_path):
+    import numpy as np
+
+    from faceanim.training.build import load_frozen_directions
+    from faceanim.utils.io import save_safetensors
+
+    save_safetensors({"directions": torch.ones(2, 4)}, tmp_path / "d.safetensors")
+    np.save(tmp_path / "boundary.npy", np.ones((1, 4), dtype=np.float32))  # an InterFaceGAN boundary's layout
+    assert load_frozen_directions(str(tmp_path / "d.safetensors"), 4).shape == (2, 4)
+    assert load_frozen_directions(str(tmp_path / "boundary.npy"), 4).shape == (1, 4)
+    with pytest.raises(FaceanimError, match=r"\[K, 8\]"):
+        load_frozen_directions(str(tmp_path / "d.safetensors"), 8)
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(FaceanimError, match="not a readable"):
+        load_frozen_directions(str(tmp_path / "bad.safetensors"), 4)
+
+
 def test_parameter_groups_and_round_trip(tmp_path):
     A = _animator("latent")
     groups = {g["name"]: g for g in A.parameter_groups()}
@@ -125,6 +163,8 @@ def test_config_errors():
         MotionConfig(mode="video")
     with pytest.raises(FaceanimError):
         MotionConfig(mapper_input="delta")
+    with pytest.raises(FaceanimError, match="frozen_directions"):
+        MotionConfig(w_dim=4, frozen_directions=4)
     with pytest.raises(FaceanimError, match="edit_ws"):
         MotionConfig(num_ws=6, edit_ws=7)
     with pytest.raises(ValueError, match="z_dim"):

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from faceanim.bundles import PACKAGED
 from faceanim.cli.main import main
@@ -48,6 +49,17 @@ def test_toon_build_chain(tmp_path, capsys, monkeypatch):
     assert main(["toon", "train-clip", "--out", "clip_bad", "--steps", "2", "--generator-mix", "0.5"]) != 0
     assert main(["toon", "train-motion", "--generator", "gen/generator", "--clip", "clip/clip", "-o", "motion",
                  "--steps", "2", "--set", "sample_every=0"]) == 0
+    frozen = ["toon", "train-motion", "--generator", "gen/generator", "--clip", "clip/clip", "-o", "frozen",
+              "--steps", "1", "--set", "sample_every=0", "--freeze-factors"]
+    capsys.readouterr()
+    assert main([*frozen, "eye_size,hair_hue"]) == 2  # a periodic hue has no single direction
+    assert "hair_hue" in capsys.readouterr().err
+    assert main([*frozen, "eye_size,eye_color"]) == 0
+    from faceanim.motion import LanguageGuidedAnimator
+
+    A = LanguageGuidedAnimator.from_pretrained(next((tmp_path / "frozen").glob("0*")) / "motion_model")
+    assert A.config.frozen_directions == 2
+    assert torch.allclose(A.frozen_basis @ A.frozen_basis.t(), torch.eye(2), atol=1e-5)
     run = next((tmp_path / "motion").iterdir())
     assert main(["toon", "train-evaluator", "--out", "ev", "--steps", "2", "--batch-size", "4", "--width", "4",
                  "--render-size", "32", "--faces", "8", "--faces-per-key", "1"]) == 0

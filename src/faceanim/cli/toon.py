@@ -217,11 +217,14 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
               help="Comma-separated expression keys to train on (default: all), e.g. smile,laugh,tilt_left.")
 @click.option("--paraphrases", is_flag=True,
               help="Each key's prompt lists its training wordings (\"smiling | grinning | happy\"), one drawn per use.")
+@click.option("--freeze-factors", default=None, metavar="FACTOR,…",
+              help="Identity factors the motion must not change, e.g. eye_size,eye_color: their mean W directions "
+                   "in the generator are projected off every motion offset (saved in the motion model).")
 @device_option
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Further TrainConfig overrides.")
 def train_motion(generator: str | None, clip_dir: str | None, loss_clip: str | None, out: str, steps: int,
-                 batch_size: int, prompt_keys: str | None, paraphrases: bool, device: str,
-                 overrides: tuple[str, ...]) -> None:
+                 batch_size: int, prompt_keys: str | None, paraphrases: bool, freeze_factors: str | None,
+                 device: str, overrides: tuple[str, ...]) -> None:
     """Train the motion model with the paper's settings in sampled-latent mode (IV-A-1) on the ToonFace generator."""
     from faceanim.toon.train_motion import MotionRunConfig
     from faceanim.toon.train_motion import train_motion as train
@@ -229,7 +232,8 @@ def train_motion(generator: str | None, clip_dir: str | None, loss_clip: str | N
     keys = [k.strip() for k in prompt_keys.split(",")] if prompt_keys else None
     run = MotionRunConfig(out=out, generator=generator, clip=clip_dir, loss_clip=loss_clip, steps=steps,
                           batch_size=batch_size, prompt_keys=keys, paraphrases=paraphrases, device=device,
-                          overrides=list(overrides))
+                          overrides=list(overrides),
+                          freeze_factors=[f.strip() for f in freeze_factors.split(",")] if freeze_factors else None)
     run_dir = train(run, log=click.echo)
     click.echo(f"motion model → {run_dir / 'motion_model'}")
 

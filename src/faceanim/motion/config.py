@@ -34,6 +34,9 @@ class MotionConfig:
     train_frames: int = 0             # frames per training video (set by the trainer; needed by "matched")
     edit_ws: int = 0                  # Δw⁽ⁱ⁾ only on the first N W+ entries (coarse and middle layers; the fine
                                       # ones, which carry colour, stay at w_s); 0: all entries, as the paper
+    frozen_directions: int = 0        # K: Δw⁽ⁱ⁾ is projected off K fixed W directions (an orthonormal basis kept
+                                      # in the weights as ``frozen_basis``), e.g. identity attributes the motion
+                                      # must not change (beyond the paper; 0: off)
     detach_visual: bool = False       # True: z⁽¹⁾ = z_t + stop-gradient(z_v), as the official code (M's gradient
                                       # does not reach E_v; H_v's does)
 
@@ -49,6 +52,8 @@ class MotionConfig:
             raise FaceanimError(f"mapper_layout must be 'project' or 'official', got {self.mapper_layout!r}")
         if self.mapper_input not in ("code", "offset"):
             raise FaceanimError(f"mapper_input must be 'code' or 'offset', got {self.mapper_input!r}")
+        if not 0 <= self.frozen_directions < self.w_dim:
+            raise FaceanimError(f"frozen_directions {self.frozen_directions}: expected 0 to w_dim − 1 ({self.w_dim - 1})")
         if not 0 <= self.edit_ws <= self.num_ws:
             raise FaceanimError(f"edit_ws {self.edit_ws}: expected 0 (every W+ entry) to num_ws ({self.num_ws})")
         if min(self.z_dim, self.h_dim, self.num_ws, self.w_dim, self.mapper_hidden, self.mapper_layers) <= 0:

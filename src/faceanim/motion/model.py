@@ -52,6 +52,8 @@ class LanguageGuidedAnimator(nn.Module):
             official_rates=config.inference_rates == "official")
         self.motion_mapper = MotionMapper(config.z_dim, config.num_ws, config.w_dim, config.mapper_hidden,
                                           config.mapper_layers, config.mapper_layout)
+        if config.frozen_directions:  # filled by set_frozen_directions, then saved with the weights
+            self.register_buffer("frozen_basis", torch.zeros(config.frozen_directions, config.w_dim))
         if config.mode == "image":
             self.visual_mapper = VisualMapper(config.z_dim, config.num_ws, config.w_dim, config.mapper_hidden,
                                               config.mapper_layers, config.mapper_layout)
@@ -114,10 +116,24 @@ class LanguageGuidedAnimator(nn.Module):
         codes = self.motion(z1, num_frames, decay=decay, rng=rng)
         mapper_in = codes - codes[:, :1] if self.config.mapper_input == "offset" else codes
         delta = self.motion_mapper(mapper_in)
+        if self.config.frozen_directions:  # no motion along the frozen directions, in any W+ entry
+            delta = delta - (delta @ self.frozen_basis.t()) @ self.frozen_basis
         if self.config.edit_ws:  # the fine W+ entries keep the source's code
             delta = torch.cat([delta[:, :, :self.config.edit_ws], delta[:, :, self.config.edit_ws:] * 0], dim=2)
         ws = delta + w_s.unsqueeze(1)
         return MotionOutput(ws=ws, w_s=w_s, codes=codes)
+
+    @torch.no_grad()
+    def set_frozen_directions(self, directions: torch.Tensor) -> None:
+        """Freeze W directions ``[K, w_dim]`` (K = ``config.frozen_directions``): stored as an orthonormal basis of
+        their span, off which every motion offset Δw⁽ⁱ⁾ is projected."""
+        k, w_dim = self.config.frozen_directions, self.config.w_dim
+        if directions.shape != (k, w_dim):
+            raise ValueError(f"expected {k} frozen directions of width {w_dim}, got {list(directions.shape)}")
+        q, r = torch.linalg.qr(directions.double().t())
+        if bool((r.diagonal().abs() < 1e-6 * r.diagonal().abs().max()).any()):
+            raise ValueError("the frozen directions are linearly dependent")
+        self.frozen_basis.copy_(q.t().to(self.frozen_basis))
 
     # -- files ---------------------------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | os.PathLike) -> Path:

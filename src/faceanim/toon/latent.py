@@ -69,3 +69,25 @@ def decode(z: torch.Tensor) -> ToonParams:
                 x = 2 * x - 1
         v[:, SLICES[f.name].start] = x
     return ToonParams(v)
+
+
+def factor_directions(G, factors: list[str] | tuple[str, ...], n: int = 1000) -> torch.Tensor:
+    """Mean W directions ``[K, w_dim]`` of continuous factors in a ToonFace generator: for ``n`` random faces, W of
+    the face with the factor at its top minus W with it at its bottom (1 − 0; signed factors +1 − (−1)), averaged.
+    Periodic hues and one-hot factors have no single direction and are refused."""
+    from faceanim.toon.factors import FACTOR_BY_NAME
+    from faceanim.toon.seeds import FACTOR_DIRECTIONS
+
+    bad = [f for f in factors if f not in FACTOR_BY_NAME or f in PERIODIC or FACTOR_BY_NAME[f].kind == "onehot"]
+    if bad or not factors:
+        raise ValueError(f"factors without a single W direction: {', '.join(bad) or '(none given)'}; give "
+                         "continuous, non-periodic factors")
+    faces = ToonParams.sample(n, rng=torch.Generator().manual_seed(FACTOR_DIRECTIONS))
+    out = []
+    with torch.no_grad():
+        for f in factors:
+            low = -1.0 if FACTOR_BY_NAME[f].kind == "signed" else 0.0
+            hi = G.mapping(encode(faces.replace(**{f: 1.0})))
+            lo = G.mapping(encode(faces.replace(**{f: low})))
+            out.append((hi - lo).mean(0))
+    return torch.stack(out)

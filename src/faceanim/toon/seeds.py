@@ -16,3 +16,4 @@ ZERO_SHOT_SET_STRIDE = 7919
 EVALUATOR_HELDOUT = EVAL_SEED + 300   # train-evaluator's held-out draws (its prompt keys use the seeds just above)
 CLIP_GENERATOR_POOL = EVAL_SEED - 1   # train-clip: the generator faces drawn once (--generator-pool)
 CLIP_GROUP_POOL = EVAL_SEED - 2       # train-clip: the generator's same-face groups drawn once
+FACTOR_DIRECTIONS = EVAL_SEED - 3     # train-motion --freeze-factors: the faces of the mean W directions

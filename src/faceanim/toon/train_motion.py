@@ -19,6 +19,8 @@ class MotionRunConfig:
     batch_size: int = 4
     prompt_keys: list[str] | None = None        # expression keys to train on (default: all)
     paraphrases: bool = False                   # each key's prompt lists its training-vocabulary wordings
+    freeze_factors: list[str] | None = None     # identity factors the motion must not change (their mean W
+                                                # directions are projected off every offset; MotionConfig)
     device: str = "auto"
     overrides: list[str] = field(default_factory=list)  # further TrainConfig overrides, KEY=VALUE
 
@@ -41,7 +43,26 @@ def motion_train_config(run: MotionRunConfig):
     data = motion_train_data(generator, clip, motion_prompts(run.prompt_keys, run.paraphrases), run.out, run.steps,
                              run.batch_size, loss_clip=run.loss_clip)
     data["device"] = run.device
+    if run.freeze_factors:
+        data["frozen_directions"] = str(write_factor_directions(generator, run.freeze_factors, run.out))
     return TrainConfig.from_dict(apply_overrides(data, run.overrides))
+
+
+def write_factor_directions(generator: str, factors: list[str], out: str) -> Path:
+    """``out/frozen_directions.safetensors``: the generator's mean W directions of ``factors``
+    (:func:`faceanim.toon.latent.factor_directions`), their names in the file's metadata."""
+    from faceanim.models.stylegan2 import Generator
+    from faceanim.toon.latent import factor_directions
+    from faceanim.utils.io import save_safetensors
+
+    try:
+        directions = factor_directions(Generator.from_pretrained(generator), factors)
+    except ValueError as exc:
+        raise FaceanimError(f"--freeze-factors: {exc}") from None
+    path = Path(out) / "frozen_directions.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_safetensors({"directions": directions.contiguous()}, path, metadata={"factors": ",".join(factors)})
+    return path
 
 
 def train_motion(run: MotionRunConfig, log=print) -> Path:

@@ -65,6 +65,22 @@ def ddp_needs_unused_parameter_search(cfg: TrainConfig) -> bool:
     return cfg.num_frames < 3
 
 
+def load_frozen_directions(path: str, w_dim: int) -> torch.Tensor:
+    """W directions ``[K, w_dim]`` from a tensor file (``TrainConfig.frozen_directions``): a ``.safetensors`` /
+    ``.npz`` holding "directions", or a bare tensor (``.npy``, ``.pt``; an InterFaceGAN boundary ``[1, w_dim]``
+    is one)."""
+    from faceanim.utils.io import read_tensor_file
+
+    data = read_tensor_file(path, "frozen directions")
+    directions = data.get("directions") if isinstance(data, dict) else data
+    if not isinstance(directions, torch.Tensor) or directions.ndim != 2 or directions.shape[1] != w_dim \
+            or not 0 < directions.shape[0] < w_dim:
+        shape = list(directions.shape) if isinstance(directions, torch.Tensor) else None
+        raise FaceanimError(f"frozen_directions {path}: expected a tensor 'directions' [K, {w_dim}] with "
+                            f"0 < K < {w_dim}, got {shape}")
+    return directions.float()
+
+
 def save_run_config(cfg: TrainConfig, run_dir: Path) -> None:
     """``run_dir/config.yaml``: the config with absolute paths; a prompt file is copied into the run folder
     (``prompts.txt``, named relative to the config, so the folder can move) — ``--resume`` then works from any
@@ -114,10 +130,17 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
     loss_clip = load_clip(cfg.loss_clip, cfg.clip_cache, cfg.pretrained).to(device)
     if dist.is_main:
         print(f"faceanim: conditioning {cond_clip.origin}; loss {loss_clip.origin}")
+    frozen = load_frozen_directions(cfg.frozen_directions, G.w_dim) if cfg.frozen_directions else None
     motion_cfg = MotionConfig(**{"z_dim": cond_clip.embed_dim, "num_ws": G.num_ws, "w_dim": G.w_dim,
                                  "mode": cfg.mode, "template": cfg.template, "train_frames": cfg.num_frames,
-                                 **cfg.motion})
-    animator = LanguageGuidedAnimator(motion_cfg, cond_clip).to(device)
+                                 "frozen_directions": 0 if frozen is None else frozen.shape[0], **cfg.motion})
+    animator = LanguageGuidedAnimator(motion_cfg, cond_clip)
+    if frozen is not None:
+        try:
+            animator.set_frozen_directions(frozen)
+        except ValueError as exc:
+            raise FaceanimError(f"frozen_directions {cfg.frozen_directions}: {exc}") from None
+    animator = animator.to(device)
 
     lpips = None
     if cfg.loss.lpips:

@@ -12,7 +12,8 @@ from faceanim.data.prompts import DEFAULT_TEMPLATE
 from faceanim.errors import FaceanimError
 
 LPIPS_FRAMES = ("first", "first_last")
-PATH_KEYS = ("generator", "images", "latents", "evaluator", "clip_cache", "prompts", "cond_clip", "loss_clip")
+PATH_KEYS = ("generator", "images", "latents", "evaluator", "clip_cache", "prompts", "cond_clip", "loss_clip",
+             "frozen_directions")
 
 
 @dataclass
@@ -49,6 +50,8 @@ class TrainConfig:
                                               # ("openai", "laion2b_s34b_b79k", …), through open_clip's loading
                                               # and cache; an "hf-hub:ORG/NAME" CLIP needs none
     motion: dict = field(default_factory=dict)  # MotionConfig overrides (h_dim, mapper_hidden, mapper_input, …)
+    frozen_directions: str | None = None      # .safetensors with a tensor "directions" [K, w_dim]: W directions the
+                                              # motion must not move along (beyond the paper; MotionConfig)
     # data
     mode: str = "image"                       # "image" (images + inverted latents) or "latent" (sampled w_s)
     prompts: Any = "prompts.txt"              # prompt file, or a list of prompts
@@ -173,6 +176,7 @@ class TrainConfig:
 
         named = {"generator": self.generator, "images": self.images, "latents": self.latents,
                  "evaluator": self.evaluator, "clip_cache": self.clip_cache,
+                 "frozen_directions": self.frozen_directions,
                  "prompts": self.prompts if isinstance(self.prompts, str) else None,
                  "cond_clip": self.cond_clip if looks_like_path(self.cond_clip) else None,
                  "loss_clip": self.loss_clip if looks_like_path(self.loss_clip) else None}
