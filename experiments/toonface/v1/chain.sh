@@ -6,6 +6,7 @@
 #
 # PHASE: generator | rule-g | generator2 | rule-g2 | generator3 | rule-g3 | pilot3 | seeds | select | rule-m
 #        | round12 | rule-m2 | report2 | ship2   (round 12, seeds.md rule M2: THREADS=1, two jobs at a time)
+#        | round13 | rule-m3 | report3 | ship3   (seeds.md rule M3: frozen eye / identity directions)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -145,10 +146,22 @@ round12() {  # the four runs of rule M2, two at a time (one thread each)
   done
 }
 
-report2() {  # rule M2's candidate on the 64 report faces (chosen first by rule-m2)
-  local chosen
-  chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_m2.json")
-  [ -n "$chosen" ] || { say "rule M2 chose no run: no report"; return; }
+m3_job() {  # rule M3 (seeds.md): $1 variant c | d, seed 0; M2's b recipe with frozen factor directions
+  local out="$RUNS/m3_$1_s0" factors=eye_size,eye_color
+  [ "$1" = d ] && factors=eye_size,eye_color,skin_tone,face_width,face_length,jaw,brow_thickness,nose_size,nose_shape,mouth_width,ear_size,lashes,freckles,glasses
+  motion_run "$out" "$RUNS/gen_v03/generator" 1000 0 --freeze-factors "$factors"
+  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+}
+
+round13() {  # the two runs of rule M3 at once (one thread each)
+  export_v03
+  m3_job c & m3_job d & wait
+}
+
+report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces
+  local chosen tag=${1:-m2}
+  chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_$tag.json")
+  [ -n "$chosen" ] || { say "rule ${tag^^} chose no run: no report"; return; }
   evaluate_run "$RUNS/$chosen" "$RUNS/gen_v03/generator" report64 64 0
 }
 
@@ -176,6 +189,10 @@ for phase in $phases; do
     round12) round12 ;;
     rule-m2) python experiments/toonface/v1/rules.py motion2 "$RUNS" | tee "$RUNS/selection_m2.md" ;;
     report2) report2 ;;
+    round13) round13 ;;
+    rule-m3) python experiments/toonface/v1/rules.py motion3 "$RUNS" | tee "$RUNS/selection_m3.md" ;;
+    report3) report2 m3 ;;
+    ship3) python experiments/toonface/v1/rules.py ship3 "$RUNS" | tee "$RUNS/ship_m3.md" ;;
     ship2) python experiments/toonface/v1/rules.py ship2 "$RUNS" | tee "$RUNS/ship_m2.md" ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;

@@ -107,6 +107,7 @@ def rule_motion(runs: Path) -> dict:
 
 # -- rule M2 (session 12; seeds.md) ----------------------------------------------------------------------------
 RUNS_M2 = ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1")
+RUNS_M3 = ("m3_c_s0", "m3_d_s0")  # rule M3: M2's scoring and ship rule, runs with frozen directions
 WORK_MIN = 0.70                   # a key works when its success reaches this …
 EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
 SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
@@ -153,11 +154,11 @@ def score_run2(results: Path) -> dict:
     return s
 
 
-def rule_motion2(runs: Path) -> dict:
-    scores = {r: score_run2(runs / r / "sel32" / "results.json") for r in RUNS_M2
+def rule_motion2(runs: Path, names: tuple[str, ...] = RUNS_M2, tag: str = "m2") -> dict:
+    scores = {r: score_run2(runs / r / "sel32" / "results.json") for r in names
               if (runs / r / "sel32" / "results.json").is_file()}
-    if len(scores) < len(RUNS_M2):
-        print(f"only {sorted(scores)} are scored; the rule waits for all of {list(RUNS_M2)}")
+    if len(scores) < len(names):
+        print(f"only {sorted(scores)} are scored; the rule waits for all of {list(names)}")
         return {"scores": scores, "chosen": None, "complete": False}
     print("| run | keys in S | success over S | off-target over S | drift over S | qualifies |\n|---|---|---|---|---|---|")
     for r, s in scores.items():
@@ -181,12 +182,12 @@ def rule_motion2(runs: Path) -> dict:
     print(f"\ncandidate: {chosen}" + (f" (S = {', '.join(scores[chosen]['supported'])})" if chosen else
                                       " — no run qualifies; nothing ships, v0.5 stays"))
     out = {"scores": scores, "chosen": chosen, "complete": True}
-    (runs / "selection_m2.json").write_text(json.dumps(out, indent=1) + "\n")
+    (runs / f"selection_{tag}.json").write_text(json.dumps(out, indent=1) + "\n")
     return out
 
 
-def ship2(runs: Path) -> dict:
-    sel = json.loads((runs / "selection_m2.json").read_text())
+def ship2(runs: Path, tag: str = "m2") -> dict:
+    sel = json.loads((runs / f"selection_{tag}.json").read_text())
     chosen = sel["chosen"]
     if chosen is None:
         print("no candidate: nothing ships")
@@ -216,7 +217,7 @@ def ship2(runs: Path) -> dict:
         print(f"\nkept K = {', '.join(K)} ({len(K)} keys, {len(videos)} videos): success {f(out['success'])}, "
               f"off-target {f(out['off_target'])}, identity drift {f(out['drift'])}")
     print(f"ships as v1 (before the panel is read by eye): {out['ships']}")
-    (runs / "ship_m2.json").write_text(json.dumps(out, indent=1) + "\n")
+    (runs / f"ship_{tag}.json").write_text(json.dumps(out, indent=1) + "\n")
     return out
 
 
@@ -230,6 +231,10 @@ if __name__ == "__main__":
         rule_motion2(runs)
     elif what == "ship2":
         ship2(runs)
+    elif what == "motion3":
+        rule_motion2(runs, RUNS_M3, "m3")
+    elif what == "ship3":
+        ship2(runs, "m3")
     else:
         rule_motion(runs)
     sys.exit(0)
