@@ -7,6 +7,7 @@
 # PHASE: generator | rule-g | generator2 | rule-g2 | generator3 | rule-g3 | pilot3 | seeds | select | rule-m
 #        | round12 | rule-m2 | report2 | ship2   (round 12, seeds.md rule M2: THREADS=1, two jobs at a time)
 #        | round13 | rule-m3 | report3 | ship3   (seeds.md rule M3: frozen eye / identity directions)
+#        | round14 | rule-m4 | report4 | ship4   (seeds.md rule M4: the directional CLIP loss)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -158,6 +159,18 @@ round13() {  # the two runs of rule M3 at once (one thread each)
   m3_job c & m3_job d & wait
 }
 
+m4_job() {  # rule M4 (seeds.md): $1 variant e (directional 0.5) | f (2.0), seed 0; M2's b recipe
+  local out="$RUNS/m4_$1_s0" weight=0.5
+  [ "$1" = f ] && weight=2.0
+  motion_run "$out" "$RUNS/gen_v03/generator" 1000 0 --set loss.directional="$weight"
+  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+}
+
+round14() {  # the two runs of rule M4 at once (one thread each)
+  export_v03
+  m4_job e & m4_job f & wait
+}
+
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces
   local chosen tag=${1:-m2}
   chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_$tag.json")
@@ -192,6 +205,10 @@ for phase in $phases; do
     round13) round13 ;;
     rule-m3) python experiments/toonface/v1/rules.py motion3 "$RUNS" | tee "$RUNS/selection_m3.md" ;;
     report3) report2 m3 ;;
+    round14) round14 ;;
+    rule-m4) python experiments/toonface/v1/rules.py motion4 "$RUNS" | tee "$RUNS/selection_m4.md" ;;
+    report4) report2 m4 ;;
+    ship4) python experiments/toonface/v1/rules.py ship4 "$RUNS" | tee "$RUNS/ship_m4.md" ;;
     ship3) python experiments/toonface/v1/rules.py ship3 "$RUNS" | tee "$RUNS/ship_m3.md" ;;
     ship2) python experiments/toonface/v1/rules.py ship2 "$RUNS" | tee "$RUNS/ship_m2.md" ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;

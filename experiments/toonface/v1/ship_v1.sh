@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ToonFace v1 (issue 19): assemble the bundle of rule M2's candidate with its kept keys (RUNS/ship_m2.json), calibrate
+# ToonFace v1 (issue 19): assemble the bundle of rule M2's candidate with its kept keys (RUNS/ship_TAG.json), calibrate
 # its far-prompt note, and draw the panel and the README GIF. Run only when `rules.py ship2` said it ships.
 #
 #   RUNS=runs/toon19 bash experiments/toonface/v1/ship_v1.sh            # from the repository root
@@ -8,9 +8,10 @@
 # experiments/toonface/v1/prompt_scope_v1/ (phrase files, calibration.json), docs/images/ (panel, GIF).
 set -euo pipefail
 RUNS=${RUNS:-runs/toon19}
+TAG=${TAG:-m3}                          # which rule's ship file: ship_m2.json or ship_m3.json
 export OMP_NUM_THREADS=${THREADS:-2}
 read -r run keys < <(python -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['run'], ','.join(d['kept']))" \
-  "$RUNS/ship_m2.json")
+  "$RUNS/ship_$TAG.json")
 scope=experiments/toonface/v1/prompt_scope_v1
 mkdir -p "$scope"
 python experiments/toonface/v1/prompt_scope/make_phrases.py "$scope" "$keys"
