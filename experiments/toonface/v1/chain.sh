@@ -8,6 +8,7 @@
 #        | round12 | rule-m2 | report2 | ship2   (round 12, seeds.md rule M2: THREADS=1, two jobs at a time)
 #        | round13 | rule-m3 | report3 | ship3   (seeds.md rule M3: frozen eye / identity directions)
 #        | round14 | rule-m4 | report4 | ship4   (seeds.md rule M4: the directional CLIP loss)
+#        | round15 | rule-m5 | report5 | ship5   (seeds.md rule M5: random views in the contrastive loss)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -171,6 +172,18 @@ round14() {  # the two runs of rule M4 at once (one thread each)
   m4_job e & m4_job f & wait
 }
 
+m5_job() {  # rule M5 (seeds.md): $1 variant g (views 4) | h (views 4, directional 0.5), seed 0; M2's b recipe
+  local out="$RUNS/m5_$1_s0" extra=(--set loss.views=4)
+  [ "$1" = h ] && extra+=(--set loss.directional=0.5)
+  motion_run "$out" "$RUNS/gen_v03/generator" 1000 0 "${extra[@]}"
+  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+}
+
+round15() {  # the two runs of rule M5 at once (one thread each)
+  export_v03
+  m5_job g & m5_job h & wait
+}
+
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces
   local chosen tag=${1:-m2}
   chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_$tag.json")
@@ -208,6 +221,10 @@ for phase in $phases; do
     round14) round14 ;;
     rule-m4) python experiments/toonface/v1/rules.py motion4 "$RUNS" | tee "$RUNS/selection_m4.md" ;;
     report4) report2 m4 ;;
+    round15) round15 ;;
+    rule-m5) python experiments/toonface/v1/rules.py motion5 "$RUNS" | tee "$RUNS/selection_m5.md" ;;
+    report5) report2 m5 ;;
+    ship5) python experiments/toonface/v1/rules.py ship5 "$RUNS" | tee "$RUNS/ship_m5.md" ;;
     ship4) python experiments/toonface/v1/rules.py ship4 "$RUNS" | tee "$RUNS/ship_m4.md" ;;
     ship3) python experiments/toonface/v1/rules.py ship3 "$RUNS" | tee "$RUNS/ship_m3.md" ;;
     ship2) python experiments/toonface/v1/rules.py ship2 "$RUNS" | tee "$RUNS/ship_m2.md" ;;

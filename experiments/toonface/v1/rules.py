@@ -109,6 +109,7 @@ def rule_motion(runs: Path) -> dict:
 RUNS_M2 = ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1")
 RUNS_M3 = ("m3_c_s0", "m3_d_s0")  # rule M3: M2's scoring and ship rule, runs with frozen directions
 RUNS_M4 = ("m4_e_s0", "m4_f_s0")  # rule M4: the same, runs with the directional CLIP loss
+RUNS_M5 = ("m5_g_s0", "m5_h_s0")  # rule M5: the same, runs with random views (and the directional loss)
 WORK_MIN = 0.70                   # a key works when its success reaches this …
 EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
 SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
@@ -240,6 +241,10 @@ if __name__ == "__main__":
         rule_motion2(runs, RUNS_M4, "m4")
     elif what == "ship4":
         ship2(runs, "m4")
+    elif what == "motion5":
+        rule_motion2(runs, RUNS_M5, "m5")
+    elif what == "ship5":
+        ship2(runs, "m5")
     else:
         rule_motion(runs)
     sys.exit(0)
