@@ -133,7 +133,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
     frozen = load_frozen_directions(cfg.frozen_directions, G.w_dim) if cfg.frozen_directions else None
     motion_cfg = MotionConfig(**{"z_dim": cond_clip.embed_dim, "num_ws": G.num_ws, "w_dim": G.w_dim,
                                  "mode": cfg.mode, "template": cfg.template, "train_frames": cfg.num_frames,
-                                 "frozen_directions": 0 if frozen is None else frozen.shape[0], **cfg.motion})
+                                 **cfg.motion,  # the file, not an override, says how many directions are frozen
+                                 "frozen_directions": 0 if frozen is None else frozen.shape[0]})
     animator = LanguageGuidedAnimator(motion_cfg, cond_clip)
     if frozen is not None:
         try:
