@@ -134,11 +134,17 @@ evaluate_run() {  # $1 run folder, $2 generator, $3 name (sel32 | report64), $4 
     --real 64 --grid-faces 4 --grid-format png -o "$out/$3" > "$out/$3.log" 2>&1
 }
 
+variant_job() {  # $1 run folder, $2 seed, $3… extra training options: rule M's recipe on v0.3's generator, then
+  local out=$1 seed=$2       # the 32 selection faces
+  shift 2
+  motion_run "$out" "$RUNS/gen_v03/generator" 1000 "$seed" "$@"
+  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+}
+
 m2_job() {  # rule M2 (seeds.md): $1 variant a (offsets on W+ 0-7) | b (all entries), $2 seed; train, then score
   local out="$RUNS/m2_$1_s$2" extra=()
   [ "$1" = a ] && extra=(--set motion.edit_ws=8)
-  motion_run "$out" "$RUNS/gen_v03/generator" 1000 "$2" "${extra[@]}"
-  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+  variant_job "$out" "$2" "${extra[@]}"
 }
 
 round12() {  # the four runs of rule M2, two at a time (one thread each)
@@ -151,8 +157,7 @@ round12() {  # the four runs of rule M2, two at a time (one thread each)
 m3_job() {  # rule M3 (seeds.md): $1 variant c | d, seed 0; M2's b recipe with frozen factor directions
   local out="$RUNS/m3_$1_s0" factors=eye_size,eye_color
   [ "$1" = d ] && factors=eye_size,eye_color,skin_tone,face_width,face_length,jaw,brow_thickness,nose_size,nose_shape,mouth_width,ear_size,lashes,freckles,glasses
-  motion_run "$out" "$RUNS/gen_v03/generator" 1000 0 --freeze-factors "$factors"
-  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+  variant_job "$out" 0 --freeze-factors "$factors"
 }
 
 round13() {  # the two runs of rule M3 at once (one thread each)
@@ -163,8 +168,7 @@ round13() {  # the two runs of rule M3 at once (one thread each)
 m4_job() {  # rule M4 (seeds.md): $1 variant e (directional 0.5) | f (2.0), seed 0; M2's b recipe
   local out="$RUNS/m4_$1_s0" weight=0.5
   [ "$1" = f ] && weight=2.0
-  motion_run "$out" "$RUNS/gen_v03/generator" 1000 0 --set loss.directional="$weight"
-  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+  variant_job "$out" 0 --set loss.directional="$weight"
 }
 
 round14() {  # the two runs of rule M4 at once (one thread each)
@@ -175,8 +179,7 @@ round14() {  # the two runs of rule M4 at once (one thread each)
 m5_job() {  # rule M5 (seeds.md): $1 variant g (views 4) | h (views 4, directional 0.5), seed 0; M2's b recipe
   local out="$RUNS/m5_$1_s0" extra=(--set loss.views=4)
   [ "$1" = h ] && extra+=(--set loss.directional=0.5)
-  motion_run "$out" "$RUNS/gen_v03/generator" 1000 0 "${extra[@]}"
-  evaluate_run "$out" "$RUNS/gen_v03/generator" sel32 32 100
+  variant_job "$out" 0 "${extra[@]}"
 }
 
 round15() {  # the two runs of rule M5 at once (one thread each)
@@ -212,19 +215,10 @@ for phase in $phases; do
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     pilot3) pilot3 ;;
-    round12) round12 ;;
-    rule-m2) python experiments/toonface/v1/rules.py motion2 "$RUNS" | tee "$RUNS/selection_m2.md" ;;
-    report2) report2 ;;
-    round13) round13 ;;
-    rule-m3) python experiments/toonface/v1/rules.py motion3 "$RUNS" | tee "$RUNS/selection_m3.md" ;;
-    report3) report2 m3 ;;
-    round14) round14 ;;
-    rule-m4) python experiments/toonface/v1/rules.py motion4 "$RUNS" | tee "$RUNS/selection_m4.md" ;;
-    report4) report2 m4 ;;
-    round15) round15 ;;
-    rule-m5) python experiments/toonface/v1/rules.py motion5 "$RUNS" | tee "$RUNS/selection_m5.md" ;;
-    report5) report2 m5 ;;
-    ship5) python experiments/toonface/v1/rules.py ship5 "$RUNS" | tee "$RUNS/ship_m5.md" ;;
+    round12 | round13 | round14 | round15) "$phase" ;;
+    rule-m[2-5]) python experiments/toonface/v1/rules.py "motion${phase: -1}" "$RUNS" | tee "$RUNS/selection_m${phase: -1}.md" ;;
+    report[2-5]) report2 "m${phase: -1}" ;;
+    ship[2-5]) python experiments/toonface/v1/rules.py "ship${phase: -1}" "$RUNS" | tee "$RUNS/ship_m${phase: -1}.md" ;;
     ship4) python experiments/toonface/v1/rules.py ship4 "$RUNS" | tee "$RUNS/ship_m4.md" ;;
     ship3) python experiments/toonface/v1/rules.py ship3 "$RUNS" | tee "$RUNS/ship_m3.md" ;;
     ship2) python experiments/toonface/v1/rules.py ship2 "$RUNS" | tee "$RUNS/ship_m2.md" ;;

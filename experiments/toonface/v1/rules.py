@@ -106,10 +106,11 @@ def rule_motion(runs: Path) -> dict:
 
 
 # -- rule M2 (session 12; seeds.md) ----------------------------------------------------------------------------
-RUNS_M2 = ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1")
-RUNS_M3 = ("m3_c_s0", "m3_d_s0")  # rule M3: M2's scoring and ship rule, runs with frozen directions
-RUNS_M4 = ("m4_e_s0", "m4_f_s0")  # rule M4: the same, runs with the directional CLIP loss
-RUNS_M5 = ("m5_g_s0", "m5_h_s0")  # rule M5: the same, runs with random views (and the directional loss)
+# the runs of rules M2–M5 (M3–M5: M2's scoring and ship rule on other recipes; seeds.md)
+RUNS_M = {"m2": ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1"),
+          "m3": ("m3_c_s0", "m3_d_s0"),   # frozen eye / identity directions
+          "m4": ("m4_e_s0", "m4_f_s0"),   # the directional CLIP loss
+          "m5": ("m5_g_s0", "m5_h_s0")}   # random views (and the directional loss)
 WORK_MIN = 0.70                   # a key works when its success reaches this …
 EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
 SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
@@ -118,14 +119,11 @@ REPORT_OFF_TARGET_MAX, REPORT_DRIFT_MAX = 0.023, 0.099   # the issue's targets (
 HERE = Path(__file__).parent
 
 
-def _ci(vals: list[float], seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
-    """Mean and 95% percentile bootstrap interval over videos (as ``faceanim evaluate``)."""
-    import random
+def _ci(vals: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% percentile bootstrap interval over videos, as ``faceanim evaluate`` computes them."""
+    from faceanim.evaluation.metrics import bootstrap_ci
 
-    rng = random.Random(seed)
-    n = len(vals)
-    means = sorted(sum(rng.choice(vals) for _ in range(n)) / n for _ in range(resamples))
-    return sum(vals) / n, means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+    return bootstrap_ci(vals)
 
 
 def score_run2(results: Path) -> dict:
@@ -156,7 +154,8 @@ def score_run2(results: Path) -> dict:
     return s
 
 
-def rule_motion2(runs: Path, names: tuple[str, ...] = RUNS_M2, tag: str = "m2") -> dict:
+def rule_motion2(runs: Path, tag: str = "m2") -> dict:
+    names = RUNS_M[tag]
     scores = {r: score_run2(runs / r / "sel32" / "results.json") for r in names
               if (runs / r / "sel32" / "results.json").is_file()}
     if len(scores) < len(names):
@@ -229,22 +228,10 @@ if __name__ == "__main__":
         rule_generator(runs)
     elif what in ("generator2", "generator3"):
         rule_generator(runs, "gen_v" + what[-1])
-    elif what == "motion2":
-        rule_motion2(runs)
-    elif what == "ship2":
-        ship2(runs)
-    elif what == "motion3":
-        rule_motion2(runs, RUNS_M3, "m3")
-    elif what == "ship3":
-        ship2(runs, "m3")
-    elif what == "motion4":
-        rule_motion2(runs, RUNS_M4, "m4")
-    elif what == "ship4":
-        ship2(runs, "m4")
-    elif what == "motion5":
-        rule_motion2(runs, RUNS_M5, "m5")
-    elif what == "ship5":
-        ship2(runs, "m5")
+    elif what[:-1] == "motion" and "m" + what[-1] in RUNS_M:   # motion2 … motion5
+        rule_motion2(runs, "m" + what[-1])
+    elif what[:-1] == "ship" and "m" + what[-1] in RUNS_M:      # ship2 … ship5
+        ship2(runs, "m" + what[-1])
     else:
         rule_motion(runs)
     sys.exit(0)

@@ -53,6 +53,11 @@ class BundleInfo:
     description: str = ""
     components: dict[str, str] = field(default_factory=dict)  # component → sub-folder
 
+    def declare_supported(self, prompts: list[str]) -> None:
+        """Set the supported prompts; the examples become their first six."""
+        self.supported_prompts = list(prompts)
+        self.example_prompts = self.supported_prompts[:6]
+
 
 def available_bundles() -> dict[str, Path]:
     found: dict[str, Path] = {}

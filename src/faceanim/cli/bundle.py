@@ -43,8 +43,7 @@ def bundle_create(out, generator, motion, loss_clip, clip_arch, encoder, name, f
     if supported_prompts:
         from faceanim.data.prompts import load_prompts
 
-        info.supported_prompts = load_prompts(supported_prompts)
-        info.example_prompts = info.supported_prompts[:6]
+        info.declare_supported(load_prompts(supported_prompts))
     card = Path(model_card).read_text() if model_card else None
     notes: list[str] = []
     create_bundle(out, info, generator, motion, loss_clip, encoder, card, overwrite=force, clip_arch=clip_arch,

@@ -119,7 +119,7 @@ class LanguageGuidedAnimator(nn.Module):
         if self.config.frozen_directions:  # no motion along the frozen directions, in any W+ entry
             delta = delta - (delta @ self.frozen_basis.t()) @ self.frozen_basis
         if self.config.edit_ws:  # the fine W+ entries keep the source's code
-            delta = torch.cat([delta[:, :, :self.config.edit_ws], delta[:, :, self.config.edit_ws:] * 0], dim=2)
+            delta = delta * (torch.arange(self.config.num_ws, device=delta.device) < self.config.edit_ws)[:, None]
         ws = delta + w_s.unsqueeze(1)
         return MotionOutput(ws=ws, w_s=w_s, codes=codes)
 

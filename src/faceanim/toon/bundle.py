@@ -122,8 +122,7 @@ def build_toon_bundle(cfg: ToonBundleConfig) -> dict:
     model_card = Path(cfg.model_card).read_text() if cfg.model_card else None
     info = toon_bundle_info(evaluator=cfg.evaluator is not None)
     if cfg.supported_prompts:
-        info.supported_prompts = list(cfg.supported_prompts)
-        info.example_prompts = info.supported_prompts[:6]
+        info.declare_supported(cfg.supported_prompts)
     with atomic_dir(out) as tmp:
         fp16_copy(generator, tmp / "generator")
         fp16_copy(cfg.motion, tmp / "motion")
