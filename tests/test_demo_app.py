@@ -191,10 +191,15 @@ def test_server_settings_and_cache_policy(tmp_path, monkeypatch):
         old.write_bytes(b"x")
         past = time.time() - 200
         os.utime(old, (past, past))
+        fresh = server.cache_dir / "new-hash"
+        fresh.mkdir()  # Gradio makes a folder, then writes into it: an empty new folder is not removed
+        (server.static_dir / "seed-0.png").write_bytes(b"x")
         server.prune()
-        assert not old.exists() and not old.parent.exists()
+        assert not old.exists() and old.parent.exists() and fresh.exists()  # folders go once old and empty
         server.prune(now=time.time() + 1000)  # everything is older than the policy now
-        assert server.temp_files() == []
+        assert not old.parent.exists() and not fresh.exists()
+        assert server.temp_files() == [server.static_dir / "seed-0.png"]  # the page's own files stay
+        assert server.kept_files() == {(server.static_dir / "seed-0.png").resolve()}
         root = server.root
     finally:
         server.close()

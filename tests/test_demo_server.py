@@ -68,6 +68,41 @@ def test_animate_by_photo_shows_the_reconstruction(client, tmp_path):
     assert _duration(video) == pytest.approx(FRAMES / FPS, abs=0.01)
 
 
+def test_images_are_handed_to_gradio_as_files(client, tmp_path, monkeypatch):
+    """Gradio writes a returned array to its content-named cache file in place, every time: a browser downloading
+    that face while another request returned the same face got a short read (the load test's intermittent "Too little
+    data for declared Content-Length"). The page returns PNG files, which Gradio copies and renames into place."""
+    import gradio.processing_utils as pu
+
+    calls = []
+    real = pu.save_pil_to_cache
+    monkeypatch.setattr(pu, "save_pil_to_cache", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    _, _, face, recon, *_ = client.predict(*animate_args("smiling", source="photo",
+                                                         photo=handle_file(str(_photo(tmp_path / "me.png")))),
+                                           api_name="/animate")
+    _, _, again, *_ = client.predict(*animate_args("smiling", seed=7), api_name="/animate")
+    assert calls == []
+    assert [Path(p).name for p in (face, recon, again)] == ["face.png", "reconstruction.png", "face.png"]
+
+
+def test_the_gallery_outlives_the_cache_policy(tmp_path):
+    """The gallery shown at page load stays served after ``cache_seconds`` while outputs go (before, the janitor
+    removed it with the outputs: every page opened an hour after start showed broken images)."""
+    import json
+
+    with served_demo(tmp_path, cache_seconds=1) as (_, server, url):
+        video, *_ = Client(url, verbose=False).predict(*animate_args("smiling"), api_name="/animate")
+        time.sleep(3.5)  # the janitor runs every second
+        config = json.load(urllib.request.urlopen(url + "config", timeout=10))
+        gallery = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "gallery")
+        urls = [item["image"]["url"] for item in gallery["props"]["value"]]
+        assert len(urls) == 8
+        for u in urls:
+            with urllib.request.urlopen(u, timeout=10) as r:
+                assert r.status == 200 and r.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert list(server.outputs_dir.iterdir()) == []  # the request's folder went
+
+
 def test_timeline_and_grid(client):
     video, *_ = client.predict(*animate_args("smiling", "crying", "angry"), api_name="/animate")
     assert _duration(video) == pytest.approx((3 * FRAMES - 2) / FPS, abs=0.01)

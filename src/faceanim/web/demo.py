@@ -389,6 +389,21 @@ class DemoEngine:
 
 
 # -- the page -----------------------------------------------------------------------------------------------------
+def _image_file(image: np.ndarray | None, path: Path) -> str | None:
+    """Write a uint8 image as PNG and return its path (None stays None).
+
+    The page hands Gradio files, never arrays: Gradio writes an array to a content-named cache file *in place*
+    each time a handler returns it, so while one browser downloads a face another request returning the same face
+    truncated and rewrote it (a short read: "Too little data for declared Content-Length"). A file is copied
+    under a temporary name and renamed into place."""
+    if image is None:
+        return None
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+    return str(path)
+
+
 def _raw_components():
     """Inputs whose values reach :class:`DemoEngine` unchecked by Gradio, so that every bad value gets the
     engine's one-line message: ``gr.Image`` would open an upload with PIL first (a non-image or a pixel bomb would
@@ -437,8 +452,9 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
         req = DemoRequest(prompts=[p1, p2, p3, p4], bundle=bundle, source=source,
                           seed=0 if seed is None else seed, photo=photo, aligned_crop=bool(aligned_crop),
                           strength=strength, frames=frames, fps=fps, ping_pong=bool(ping_pong), compare=bool(compare))
+        out_dir = server.new_output_dir()
         try:
-            result = engine.animate(req, server.new_output_dir(), progress=lambda f, msg: progress(f, desc=msg))
+            result = engine.animate(req, out_dir, progress=lambda f, msg: progress(f, desc=msg))
         except FaceanimError as exc:
             raise gr.Error(str(exc).splitlines()[0] if str(exc) else "bad input", print_exception=False) from None
         except MemoryError:
@@ -447,12 +463,26 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
             traceback.print_exc()
             first_line = (str(exc).splitlines() or [""])[0][:200]
             raise gr.Error(f"internal error: {type(exc).__name__}: {first_line}", print_exception=False) from None
-        return (str(result.video), [str(p) for p in result.files], result.face, result.reconstruction,
-                result.note_text(), result.timing_text())
+        return (str(result.video), [str(p) for p in result.files], _image_file(result.face, out_dir / "face.png"),
+                _image_file(result.reconstruction, out_dir / "reconstruction.png"), result.note_text(),
+                result.timing_text())
+
+    galleries: dict[str, list[tuple[str, str]]] = {}
+    lock = threading.Lock()
+
+    def gallery_files(bundle: str) -> list[tuple[str, str]]:
+        """The bundle's gallery as PNG files in the server's static folder, written once."""
+        with lock:
+            if bundle not in galleries:
+                folder = server.static_dir / f"gallery-{engine.names.index(bundle)}"
+                folder.mkdir(parents=True, exist_ok=True)
+                galleries[bundle] = [(_image_file(img, folder / f"seed-{i}.png"), caption)
+                                     for i, (img, caption) in enumerate(engine.gallery(bundle))]
+            return galleries[bundle]
 
     def on_bundle(bundle):
         dd = engine.defaults(bundle)
-        return (gr.Gallery(value=engine.gallery(bundle)), gr.Dataset(samples=[[p] for p in dd["examples"]]),
+        return (gr.Gallery(value=gallery_files(bundle)), gr.Dataset(samples=[[p] for p in dd["examples"]]),
                 engine.photo_note(bundle), dd["frames"], dd["fps"], gr.Checkbox(visible=engine.aligns_photos(bundle)))
 
     with gr.Blocks(title="faceanim demo", **server.blocks_kwargs()) as app:
@@ -467,7 +497,7 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
                 with gr.Row():
                     seed = Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
                     rand = gr.Button("random", size="sm", elem_id="random")
-                gallery = gr.Gallery(value=engine.gallery(first), label="Faces of the bundle (click one)", columns=4,
+                gallery = gr.Gallery(value=gallery_files(first), label="Faces of the bundle (click one)", columns=4,
                                      height=230, allow_preview=False, elem_id="gallery")
                 photo = PhotoInput(type="filepath", label="…or upload a photo", sources=["upload"], height=200,
                                    elem_id="photo")

@@ -6,7 +6,8 @@
   at most ``queue_size`` wait; one more is answered "queue is full, try again" at once instead of waiting;
 * uploads limited in bytes (Gradio refuses larger ones) and pixels (:func:`check_upload` for the app's own check);
 * a private temp folder (Gradio's cache and the app's outputs) that is pruned while serving (files older than
-  ``cache_seconds``; at most ``keep_outputs`` output folders) and removed at shutdown;
+  ``cache_seconds``; at most ``keep_outputs`` output folders) and removed at shutdown. The page's own files stay
+  for the server's life: the components' initial values (Gradio's ``keep_in_cache``) and ``static_dir``;
 * SIGINT/SIGTERM stop the server cleanly (:meth:`WebServer.serve_forever`).
 
 Import order matters: :class:`WebServer` sets the environment before Gradio is imported or components are built.
@@ -118,6 +119,17 @@ def check_upload(path: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES,
         raise FaceanimError(str(exc).replace(os.fspath(path), name)) from None
 
 
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """(files, folders) under ``root``, folders deepest first. Entries that Gradio or the janitor remove during the
+    walk are skipped (``Path.rglob`` raised FileNotFoundError when a folder vanished under it)."""
+    files: list[Path] = []
+    folders: list[Path] = []
+    for parent, subdirs, names in os.walk(root):
+        folders += [Path(parent, d) for d in subdirs]
+        files += [Path(parent, n) for n in names]
+    return files, folders[::-1]
+
+
 class WebServer:
     """One Gradio app on a bounded queue, in a private temp folder.
 
@@ -135,7 +147,8 @@ class WebServer:
         self.root = Path(self.config.temp_dir or tempfile.mkdtemp(prefix="faceanim-web-"))
         self.cache_dir = self.root / "gradio"
         self.outputs_dir = self.root / "outputs"
-        for d in (self.cache_dir, self.outputs_dir):
+        self.static_dir = self.root / "static"  # files a page shows for the server's whole life: never pruned
+        for d in (self.cache_dir, self.outputs_dir, self.static_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._old_temp_env = os.environ.get("GRADIO_TEMP_DIR")
         self._old_module_dirs: dict = {}
@@ -159,12 +172,23 @@ class WebServer:
         self.prune()
         return d
 
+    def kept_files(self) -> set[Path]:
+        """Files pruning never removes: ``static_dir``'s, and Gradio's copies of the components' initial values
+        (a gallery shown at page load: without them every page opened after ``cache_seconds`` had broken images)."""
+        kept = {p.resolve() for p in _walk(self.static_dir)[0]}
+        blocks = self.blocks
+        if blocks is not None:
+            for block in list(blocks.blocks.values()):
+                kept.update(Path(p).resolve() for p in list(getattr(block, "keep_in_cache", ())))
+        return kept
+
     def prune(self, now: float | None = None) -> int:
         """Delete output folders older than ``cache_seconds`` (and the oldest beyond ``keep_outputs``), and files
-        of Gradio's cache older than ``cache_seconds``; returns how many entries went."""
+        of Gradio's cache older than ``cache_seconds`` except :meth:`kept_files`; returns how many entries went."""
         now = time.time() if now is None else now
         age = self.config.cache_seconds
         removed = 0
+        kept = self.kept_files()
         with self._lock:
             folders = sorted((p for p in self.outputs_dir.iterdir() if p.is_dir()), key=lambda p: p.name)
             excess = max(0, len(folders) - self.config.keep_outputs)
@@ -175,23 +199,25 @@ class WebServer:
                         removed += 1
                 except FileNotFoundError:
                     pass
-            for f in list(self.cache_dir.rglob("*")):
+            files, folders = _walk(self.cache_dir)
+            for f in files:
                 try:
-                    if f.is_file() and now - f.stat().st_mtime > age:
+                    if now - f.stat().st_mtime > age and f.resolve() not in kept:
                         f.unlink()
                         removed += 1
                 except FileNotFoundError:
                     pass
-            for d in sorted((p for p in self.cache_dir.rglob("*") if p.is_dir()), reverse=True):
-                try:
-                    d.rmdir()  # empty folders only
+            for d in folders:
+                try:  # empty and old only: Gradio makes a folder, then writes its file into it
+                    if now - d.stat().st_mtime > age:
+                        d.rmdir()
                 except OSError:
                     pass
         return removed
 
     def temp_files(self) -> list[Path]:
-        """Every file in the server's temp folder (for tests and reports)."""
-        return [p for p in self.root.rglob("*") if p.is_file()]
+        """Every file in the server's temp folder (for tests and reports; :meth:`kept_files` among them)."""
+        return _walk(self.root)[0]
 
     # -- running ---------------------------------------------------------------------------------------------------
     def launch(self, blocks: "gr.Blocks") -> str:
