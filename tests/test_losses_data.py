@@ -110,6 +110,33 @@ def test_directional_is_one_minus_cosine_of_image_and_text_changes():
         AnimationLoss(LossWeights(directional=1.0), cont)
 
 
+def test_an_ensemble_of_loss_clips_averages_each_clips_loss_on_the_same_views():
+    torch.manual_seed(0)
+    clips = [CLIPEncoder.from_config(CLIP_VIT) for _ in range(3)]  # three random CLIPs: three different losses
+    frames, first = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    prompts, template = ["smiling", "crying"], "The person is {}."
+    ensemble = ContrastiveLoss(clips, template=template, views=2)
+    got = ensemble(frames, prompts, rng=torch.Generator().manual_seed(4))
+    views = random_views(frames, 2, ensemble.view_shift, ensemble.view_scale, torch.Generator().manual_seed(4))
+    expect, dirs = [], []
+    for clip in clips:  # eq. 11 by hand under each CLIP, on the same two views
+        t = clip.encode_text(prompts + ["calm"], template=template)
+        logits = clip.encode_image(views) @ t[:2].t() / 0.07
+        expect.append(-sum(torch.log_softmax(logits[i], 0)[i % 2] for i in range(4)) / 4)
+        dv = clip.encode_image(frames) - clip.encode_image(first)
+        dirs.append(1 - torch.nn.functional.cosine_similarity(dv, t[:2] - t[2:], dim=-1).mean())
+    assert len({round(e.item(), 4) for e in expect}) == 3
+    assert got.item() == pytest.approx(torch.stack(expect).mean().item(), rel=1e-4)
+    term = DirectionalLoss(ensemble, neutral="calm")
+    assert term(first, frames, prompts).item() == pytest.approx(torch.stack(dirs).mean().item(), rel=1e-4)
+    assert ensemble.clip is clips[0] and all(not p.requires_grad for p in ensemble.parameters())
+    single = ContrastiveLoss([clips[1]], template=template)
+    assert single(frames, prompts).item() == pytest.approx(ContrastiveLoss(clips[1], template=template)(
+        frames, prompts).item())
+    with pytest.raises(ValueError, match="at least one CLIP"):
+        ContrastiveLoss([])
+
+
 def test_lpips_without_backbone_is_disabled_with_a_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     term = LPIPSLoss()

@@ -148,6 +148,8 @@ def test_train_motion_prompt_keys(monkeypatch, tmp_path):
     (tmp_path / "b" / "clip").mkdir(parents=True)
     assert main(["toon", "train-motion", "--clip", "a/clip", "--loss-clip", "b/clip", "--device", "cpu"]) == 0
     assert (seen[-1].cond_clip, seen[-1].loss_clip, seen[-1].device) == ("a/clip", "b/clip", "cpu")
+    assert main(["toon", "train-motion", "--loss-clip", "a/clip", "--loss-clip", "b/clip"]) == 0  # an ensemble
+    assert seen[-1].loss_clip == ["a/clip", "b/clip"] and seen[-1].cond_clip.endswith("motion/clip")
 
 
 def test_expression_weights_mark_the_animated_pixels_and_weight_the_loss(tmp_path):

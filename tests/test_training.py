@@ -139,6 +139,30 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     assert "distinct prompts" in capsys.readouterr().err
 
 
+def test_an_ensemble_of_loss_clips_trains_and_is_saved_with_absolute_paths(tmp_path, monkeypatch, capsys):
+    from faceanim.encoders.clip import CLIPEncoder
+
+    from tiny_models import CLIP_VIT
+
+    for i in range(2):
+        torch.manual_seed(i)
+        CLIPEncoder.from_config(CLIP_VIT).save_pretrained(tmp_path / f"clip{i}")
+    path = tiny_config(tmp_path, steps=2, checkpoint_every=2, loss_clip=["clip0", "clip1"])  # relative to the YAML
+    monkeypatch.chdir(tmp_path.parent)
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.loss_clips == [str(tmp_path / "clip0"), str(tmp_path / "clip1")]
+    trainer = build_trainer(cfg)
+    assert len(trainer.loss.contrastive.clips) == 2
+    line = next(x for x in capsys.readouterr().out.splitlines() if "conditioning" in x)
+    assert f"loss an ensemble of 2: {tmp_path / 'clip0'} + {tmp_path / 'clip1'}" in line  # both are named
+    trainer.train()
+    saved = TrainConfig.from_yaml(trainer.run_dir / "config.yaml")
+    assert saved.loss_clip == [str(tmp_path / "clip0"), str(tmp_path / "clip1")]
+    missing = TrainConfig.from_dict({**cfg.to_dict(), "loss_clip": [str(tmp_path / "clip0"), "nowhere/clip"]})
+    with pytest.raises(FaceanimError, match="config key `loss_clip`: no such file or folder: nowhere/clip"):
+        missing.check_paths()
+
+
 def test_cli_train_and_resume(tmp_path, capsys):
     path = tiny_config(tmp_path, steps=2, checkpoint_every=1)
     assert main(["train", "--config", str(path)]) == 0

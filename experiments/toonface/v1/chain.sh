@@ -9,6 +9,7 @@
 #        | round13 | rule-m3 | report3 | ship3   (seeds.md rule M3: frozen eye / identity directions)
 #        | round14 | rule-m4 | report4 | ship4   (seeds.md rule M4: the directional CLIP loss)
 #        | round15 | rule-m5 | report5 | ship5   (seeds.md rule M5: random views in the contrastive loss)
+#        | round16 | rule-m6 | report6 | ship6   (seeds.md rule M6: an ensemble of loss CLIPs)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -187,6 +188,17 @@ round15() {  # the two runs of rule M5 at once (one thread each)
   m5_job g & m5_job h & wait
 }
 
+m6_job() {  # rule M6 (seeds.md): $1 variant i (loss CLIPs 8 + 11 + 15b) | j (the same, directional 0.5), seed 0
+  local out="$RUNS/m6_$1_s0" extra=(--loss-clip "$BASE/clip11/clip" --loss-clip "$BASE/clip15/clip")
+  [ "$1" = j ] && extra+=(--set loss.directional=0.5)
+  variant_job "$out" 0 "${extra[@]}"   # motion_run names clip 8 first: the three form the ensemble
+}
+
+round16() {  # the two runs of rule M6 at once (one thread each)
+  export_v03
+  m6_job i & m6_job j & wait
+}
+
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces
   local chosen tag=${1:-m2}
   chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_$tag.json")
@@ -215,13 +227,10 @@ for phase in $phases; do
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     pilot3) pilot3 ;;
-    round12 | round13 | round14 | round15) "$phase" ;;
-    rule-m[2-5]) python experiments/toonface/v1/rules.py "motion${phase: -1}" "$RUNS" | tee "$RUNS/selection_m${phase: -1}.md" ;;
-    report[2-5]) report2 "m${phase: -1}" ;;
-    ship[2-5]) python experiments/toonface/v1/rules.py "ship${phase: -1}" "$RUNS" | tee "$RUNS/ship_m${phase: -1}.md" ;;
-    ship4) python experiments/toonface/v1/rules.py ship4 "$RUNS" | tee "$RUNS/ship_m4.md" ;;
-    ship3) python experiments/toonface/v1/rules.py ship3 "$RUNS" | tee "$RUNS/ship_m3.md" ;;
-    ship2) python experiments/toonface/v1/rules.py ship2 "$RUNS" | tee "$RUNS/ship_m2.md" ;;
+    round12 | round13 | round14 | round15 | round16) "$phase" ;;
+    rule-m[2-6]) python experiments/toonface/v1/rules.py "motion${phase: -1}" "$RUNS" | tee "$RUNS/selection_m${phase: -1}.md" ;;
+    report[2-6]) report2 "m${phase: -1}" ;;
+    ship[2-6]) python experiments/toonface/v1/rules.py "ship${phase: -1}" "$RUNS" | tee "$RUNS/ship_m${phase: -1}.md" ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac

@@ -208,8 +208,9 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
 @click.option("--clip", "clip_dir", default=None, type=click.Path(exists=True, file_okay=False),
               help="Conditioning CLIP (E_t, E_v), the one the bundle ships with the motion model "
                    "(default: the toonface bundle's).")
-@click.option("--loss-clip", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Frozen CLIP of the contrastive loss (default: --clip).")
+@click.option("--loss-clip", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Frozen CLIP of the contrastive loss (default: --clip). Repeat it for an ensemble: the loss is "
+                   "averaged over the CLIPs.")
 @out_option("runs/toonface/motion", help="Parent of the numbered run folder.")
 @click.option("--steps", default=2000, show_default=True, type=click.IntRange(1), help="Optimisation steps.")
 @click.option("--batch-size", default=4, show_default=True)
@@ -222,7 +223,7 @@ def train_clip(out: str, steps: int, batch_size: int, lr: float, image_size: int
                    "in the generator are projected off every motion offset (saved in the motion model).")
 @device_option
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Further TrainConfig overrides.")
-def train_motion(generator: str | None, clip_dir: str | None, loss_clip: str | None, out: str, steps: int,
+def train_motion(generator: str | None, clip_dir: str | None, loss_clip: tuple[str, ...], out: str, steps: int,
                  batch_size: int, prompt_keys: str | None, paraphrases: bool, freeze_factors: str | None,
                  device: str, overrides: tuple[str, ...]) -> None:
     """Train the motion model with the paper's settings in sampled-latent mode (IV-A-1) on the ToonFace generator."""
@@ -230,7 +231,8 @@ def train_motion(generator: str | None, clip_dir: str | None, loss_clip: str | N
     from faceanim.toon.train_motion import train_motion as train
 
     keys = [k.strip() for k in prompt_keys.split(",")] if prompt_keys else None
-    run = MotionRunConfig(out=out, generator=generator, clip=clip_dir, loss_clip=loss_clip, steps=steps,
+    run = MotionRunConfig(out=out, generator=generator, clip=clip_dir, steps=steps,
+                          loss_clip=list(loss_clip) if len(loss_clip) > 1 else (loss_clip or [None])[0],
                           batch_size=batch_size, prompt_keys=keys, paraphrases=paraphrases, device=device,
                           overrides=list(overrides),
                           freeze_factors=[f.strip() for f in freeze_factors.split(",")] if freeze_factors else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,32 +38,45 @@ class ContrastiveLoss(nn.Module):
     Beyond the paper, ``views`` > 0 averages the loss over that many random shifted/zoomed views of each frame
     (:func:`random_views`), as CLIP-guided image optimization commonly does: a small CLIP is easily satisfied by
     pixel changes that are not the named expression, and such changes rarely survive a shift.
+
+    Also beyond the paper, ``clip`` may be a sequence of CLIPs (an ensemble): the loss is the mean of eq. 11 under
+    each, on the same views. A change that only one CLIP mistakes for the prompt then earns a third of the reward.
     """
 
-    def __init__(self, clip: CLIPEncoder, temperature: float = 0.07, template: str | None = None,
-                 views: int = 0, view_shift: float = 0.06, view_scale: float = 0.08, form: str = "paper"):
+    def __init__(self, clip: CLIPEncoder | Sequence[CLIPEncoder], temperature: float = 0.07,
+                 template: str | None = None, views: int = 0, view_shift: float = 0.06, view_scale: float = 0.08,
+                 form: str = "paper"):
         """``form="official"``: the official code's log(1 + Σ_j exp((s_ij − s_ii)/τ)) (``src/criteria/losses.py``),
         which is softplus of eq. 11's per-sample term, instead of the term itself."""
         super().__init__()
         if form not in ("paper", "official"):
             raise ValueError(f"contrastive form must be 'paper' or 'official', got {form!r}")
+        clips = [clip] if isinstance(clip, nn.Module) else list(clip)
+        if not clips:
+            raise ValueError("the contrastive loss needs at least one CLIP")
         self.form = form
-        self.clip = clip.eval().requires_grad_(False)
+        self.clips = nn.ModuleList(c.eval().requires_grad_(False) for c in clips)
         self.temperature, self.template = temperature, template
         self.views, self.view_shift, self.view_scale = views, view_shift, view_scale
-        self._text_cache: dict[str, torch.Tensor] = {}
+        self._text_cache: dict[tuple[int, str], torch.Tensor] = {}
 
-    def text_embeddings(self, prompts: list[str]) -> torch.Tensor:
-        """Frozen text embeddings ``[n, D]``, cached per prompt.
+    @property
+    def clip(self) -> CLIPEncoder:
+        """The first (or only) loss CLIP."""
+        return self.clips[0]
+
+    def text_embeddings(self, prompts: list[str], index: int = 0) -> torch.Tensor:
+        """Frozen text embeddings ``[n, D]`` of CLIP ``index``, cached per prompt.
 
         Each prompt is encoded on its own so that its embedding does not depend on which other prompts shared
         a batch (float rounding of batched matmuls would otherwise break bit-exact resumption).
         """
+        clip = self.clips[index]
         for p in dict.fromkeys(prompts):
-            if p not in self._text_cache:
+            if (index, p) not in self._text_cache:
                 with torch.no_grad():
-                    self._text_cache[p] = self.clip.encode_text([p], template=self.template)[0]
-        return torch.stack([self._text_cache[p] for p in prompts])
+                    self._text_cache[index, p] = clip.encode_text([p], template=self.template)[0]
+        return torch.stack([self._text_cache[index, p] for p in prompts])
 
     def forward(self, last_frames: torch.Tensor, prompts: list[str],
                 rng: torch.Generator | None = None) -> torch.Tensor:
@@ -72,10 +87,13 @@ class ContrastiveLoss(nn.Module):
         x = last_frames
         if self.views:
             x = random_views(last_frames, self.views, self.view_shift, self.view_scale, rng)
-        v = self.clip.encode_image(x)
-        t = self.text_embeddings(prompts).to(v)
-        logits = v @ t.t() / self.temperature
-        target = torch.arange(n, device=v.device).repeat(x.shape[0] // n)
-        if self.form == "official":
-            return F.softplus(F.cross_entropy(logits, target, reduction="none")).mean()
-        return F.cross_entropy(logits, target)
+        target = torch.arange(n, device=x.device).repeat(x.shape[0] // n)
+        terms = []
+        for i, clip in enumerate(self.clips):
+            v = clip.encode_image(x)
+            logits = v @ self.text_embeddings(prompts, i).to(v).t() / self.temperature
+            if self.form == "official":
+                terms.append(F.softplus(F.cross_entropy(logits, target, reduction="none")).mean())
+            else:
+                terms.append(F.cross_entropy(logits, target))
+        return terms[0] if len(terms) == 1 else torch.stack(terms).mean()

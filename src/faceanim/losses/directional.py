@@ -24,11 +24,14 @@ class DirectionalLoss(nn.Module):
 
     def forward(self, first_frames: torch.Tensor, last_frames: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """first_frames, last_frames ``[n, 3, H, W]`` in [-1, 1]; prompts: n strings."""
-        clip = self.contrastive.clip
         n = first_frames.shape[0]
-        v = clip.encode_image(torch.cat([first_frames, last_frames]))
-        dv = v[n:] - v[:n]
-        t = self.contrastive.text_embeddings(list(prompts) + [self.neutral]).to(v)
-        dt = t[:n] - t[n:]
-        # eps bounds the gradient while the video barely moves yet (at initialization ‖ΔI‖ ≈ 0)
-        return (1 - F.cosine_similarity(dv, dt, dim=-1, eps=self.eps)).mean()
+        frames = torch.cat([first_frames, last_frames])
+        terms = []
+        for i, clip in enumerate(self.contrastive.clips):  # an ensemble: the mean over its CLIPs
+            v = clip.encode_image(frames)
+            dv = v[n:] - v[:n]
+            t = self.contrastive.text_embeddings(list(prompts) + [self.neutral], i).to(v)
+            dt = t[:n] - t[n:]
+            # eps bounds the gradient while the video barely moves yet (at initialization ‖ΔI‖ ≈ 0)
+            terms.append((1 - F.cosine_similarity(dv, dt, dim=-1, eps=self.eps)).mean())
+        return terms[0] if len(terms) == 1 else torch.stack(terms).mean()

@@ -90,7 +90,7 @@ def motion_prompts(keys: list[str] | None = None, paraphrases: bool = False) -> 
 
 def motion_train_data(generator: str, clip: str, prompts: list[str], out_dir: str, steps: int, batch_size: int = 4,
                       template: str = TEMPLATE, z_sampler: str = "toonface", truncation_psi: float = 1.0,
-                      loss_clip: str | None = None) -> dict:
+                      loss_clip: str | list[str] | None = None) -> dict:
     """The TrainConfig fields of a motion model trained in sampled-latent mode (IV-A-1) on a bundle-like set of
     networks: the paper's settings (batch 4, T = 4 training frames, frozen text encoder) with the ToonFace
     mapper width. Recipe changes go on top as dotted overrides (``training.config.apply_overrides``)."""

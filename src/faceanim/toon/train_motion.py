@@ -14,7 +14,8 @@ class MotionRunConfig:
     out: str = "runs/toonface/motion"           # parent of the numbered run folder
     generator: str | None = None                # generator folder (default: the toonface bundle's)
     clip: str | None = None                     # conditioning CLIP E_t, E_v (default: the toonface bundle's)
-    loss_clip: str | None = None                # frozen CLIP of the contrastive loss (default: ``clip``)
+    loss_clip: str | list[str] | None = None    # frozen CLIP(s) of the contrastive loss (default: ``clip``; a
+                                                # list: an ensemble, the loss averaged over them)
     steps: int = 2000                           # optimisation steps
     batch_size: int = 4
     prompt_keys: list[str] | None = None        # expression keys to train on (default: all)

@@ -127,9 +127,12 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
                             f"got {len(prompts)}")
 
     cond_clip = load_clip(cfg.cond_clip, cfg.clip_cache, cfg.pretrained)
-    loss_clip = load_clip(cfg.loss_clip, cfg.clip_cache, cfg.pretrained).to(device)
+    loss_clips = [load_clip(spec, cfg.clip_cache, cfg.pretrained).to(device) for spec in cfg.loss_clips]
+    loss_clip = loss_clips[0]  # the training metrics' CLIP
     if dist.is_main:
-        print(f"faceanim: conditioning {cond_clip.origin}; loss {loss_clip.origin}")
+        loss_text = loss_clip.origin if len(loss_clips) == 1 else \
+            f"an ensemble of {len(loss_clips)}: " + " + ".join(str(spec) for spec in cfg.loss_clips)
+        print(f"faceanim: conditioning {cond_clip.origin}; loss {loss_text}")
     frozen = load_frozen_directions(cfg.frozen_directions, G.w_dim) if cfg.frozen_directions else None
     motion_cfg = MotionConfig(**{"z_dim": cond_clip.embed_dim, "num_ws": G.num_ws, "w_dim": G.w_dim,
                                  "mode": cfg.mode, "template": cfg.template, "train_frames": cfg.num_frames,
@@ -151,7 +154,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
         lpips = lpips.to(device)
     weights = LossWeights(cfg.loss.w_reg, cfg.loss.path_reg, cfg.loss.contrastive, cfg.loss.lpips,
                           cfg.loss.directional, first_last=cfg.loss.first_last)
-    contrastive = (ContrastiveLoss(loss_clip, cfg.loss.temperature, template=cfg.template, views=cfg.loss.views,
+    contrastive = (ContrastiveLoss(loss_clips, cfg.loss.temperature, template=cfg.template, views=cfg.loss.views,
                                    form=cfg.loss.contrastive_form)
                    if cfg.loss.contrastive or cfg.loss.directional else None)
     directional = DirectionalLoss(contrastive, cfg.loss.neutral_prompt) if cfg.loss.directional else None

@@ -44,7 +44,8 @@ class TrainConfig:
     # models
     generator: str = ""                       # native generator folder, or a checkpoint `faceanim convert` reads
     cond_clip: Any = "RN50"                   # conditioning CLIP (E_t, E_v): path / cache name / custom config dict
-    loss_clip: Any = "ViT-B-32"               # frozen CLIP inside the contrastive loss
+    loss_clip: Any = "ViT-B-32"               # frozen CLIP inside the contrastive loss, or a list of CLIPs: an
+                                              # ensemble, the loss averaged over them (beyond the paper)
     clip_cache: str | None = None             # folder where bare CLIP names are looked up
     pretrained: str | None = None             # open_clip pretrained tag for bare cond_clip / loss_clip names
                                               # ("openai", "laion2b_s34b_b79k", …), through open_clip's loading
@@ -134,6 +135,9 @@ class TrainConfig:
         for key in ("cond_clip", "loss_clip", "prompts"):
             if isinstance(data.get(key), str) and (base / data[key]).exists():
                 data[key] = str(base / data[key])
+        if isinstance(data.get("loss_clip"), list):  # an ensemble
+            data["loss_clip"] = [str(base / c) if isinstance(c, str) and (base / c).exists() else c
+                                 for c in data["loss_clip"]]
         return cls.from_dict(apply_overrides(data, overrides or []))
 
     def validate(self) -> None:
@@ -174,17 +178,22 @@ class TrainConfig:
             return isinstance(v, str) and not v.startswith("hf-hub:") and \
                 (os.sep in v or v.endswith((".pt", ".pth", ".pkl", ".safetensors")))
 
-        named = {"generator": self.generator, "images": self.images, "latents": self.latents,
-                 "evaluator": self.evaluator, "clip_cache": self.clip_cache,
-                 "frozen_directions": self.frozen_directions,
-                 "prompts": self.prompts if isinstance(self.prompts, str) else None,
-                 "cond_clip": self.cond_clip if looks_like_path(self.cond_clip) else None,
-                 "loss_clip": self.loss_clip if looks_like_path(self.loss_clip) else None}
+        named = [("generator", self.generator), ("images", self.images), ("latents", self.latents),
+                 ("evaluator", self.evaluator), ("clip_cache", self.clip_cache),
+                 ("frozen_directions", self.frozen_directions),
+                 ("prompts", self.prompts if isinstance(self.prompts, str) else None),
+                 ("cond_clip", self.cond_clip if looks_like_path(self.cond_clip) else None)]
+        named += [("loss_clip", c if looks_like_path(c) else None) for c in self.loss_clips]
         from faceanim.downloads import is_remote
 
-        for key, value in named.items():
+        for key, value in named:
             if value and not is_remote(value) and not Path(value).exists():
                 raise FaceanimError(f"config key `{key}`: no such file or folder: {value}")
+
+    @property
+    def loss_clips(self) -> list:
+        """``loss_clip`` as a list (one CLIP, or the ensemble's)."""
+        return list(self.loss_clip) if isinstance(self.loss_clip, (list, tuple)) else [self.loss_clip]
 
     def render_chunk(self, resolution: int) -> int:
         """Frames per generator call when rendering without gradients: ``render_batch_size``, or (0)
@@ -203,12 +212,19 @@ class TrainConfig:
         """A copy whose relative paths are absolute (resolved against the working directory, where they exist; the
         output folder always): the run's saved config then works from any directory (``train --resume``)."""
         changes: dict[str, Any] = {"out_dir": os.path.abspath(self.out_dir)}
+        def absolute(value: Any) -> Any:
+            if isinstance(value, str) and value and not os.path.isabs(value) and Path(value).exists():
+                return os.path.abspath(value)
+            if isinstance(value, dict) and isinstance(value.get("path"), str) and Path(value["path"]).exists():
+                return {**value, "path": os.path.abspath(value["path"])}  # a CLIP as {path, arch}
+            return value
+
         for key in PATH_KEYS:
             value = getattr(self, key)
-            if isinstance(value, str) and value and not os.path.isabs(value) and Path(value).exists():
-                changes[key] = os.path.abspath(value)
-            elif isinstance(value, dict) and isinstance(value.get("path"), str) and Path(value["path"]).exists():
-                changes[key] = {**value, "path": os.path.abspath(value["path"])}  # a CLIP as {path, arch}
+            new = [absolute(v) for v in value] if isinstance(value, (list, tuple)) and key == "loss_clip" \
+                else absolute(value)
+            if new != value:
+                changes[key] = new
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
