@@ -11,7 +11,8 @@ from PIL import Image
 from faceanim.data import ImageLatentDataset, StepBatchSampler, load_prompts
 from faceanim.encoders.clip import CLIPEncoder
 from faceanim.errors import FaceanimError
-from faceanim.losses import (AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss, PathRegularization,
+from faceanim.losses import (AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss, OutsideRegionLoss,
+                             PathRegularization,
                              WRegularization)
 from faceanim.losses.contrastive import random_views
 
@@ -135,6 +136,27 @@ def test_an_ensemble_of_loss_clips_averages_each_clips_loss_on_the_same_views():
         frames, prompts).item())
     with pytest.raises(ValueError, match="at least one CLIP"):
         ContrastiveLoss([])
+
+
+def test_outside_region_loss_counts_only_change_outside_each_mask():
+    first = torch.zeros(2, 3, 8, 8)
+    last = first.clone()
+    masks = torch.zeros(2, 1, 8, 8)
+    masks[:, :, :4] = 1                       # the top half is each prompt's region
+    last[0, :, :4] = 0.7                      # video 0 changes only inside its region
+    last[1, 0, 6, 2] = 2.0                    # video 1 changes one pixel of one channel outside it
+    term = OutsideRegionLoss()(first, last, masks)
+    assert term.item() == pytest.approx((0 + 4.0 / (3 * 32)) / 2)
+    half = torch.nn.functional.interpolate(masks, size=(4, 4), mode="nearest")  # masks at another size are resized
+    assert OutsideRegionLoss()(first, last, half).item() == pytest.approx(term.item())
+    weights = LossWeights(contrastive=0.0, lpips=0.0, outside=3.0)
+    loss = AnimationLoss(weights)
+    assert loss.pixel_frames(4) == [0, 3] and loss.active["outside"] == 3.0
+    ws = torch.randn(2, 4, 3, 8)
+    total, terms = loss(ws, ws[:, 0], {0: first, 3: last}, ["a", "b"], regions=masks)
+    assert terms["outside"].item() == pytest.approx(term.item())
+    with pytest.raises(ValueError, match="region masks"):
+        loss(ws, ws[:, 0], {0: first, 3: last}, ["a", "b"])
 
 
 def test_lpips_without_backbone_is_disabled_with_a_reason(tmp_path, monkeypatch):

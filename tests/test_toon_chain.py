@@ -285,3 +285,22 @@ def test_train_motion_paraphrases_list_training_wordings(monkeypatch):
     assert closed.split(" | ")[0] == "closing eyes" and "keeping their eyes shut" in closed
     heldout = {w for k in VOCABULARY for w in VOCABULARY[k]["heldout"].all()}
     assert not heldout & set(smile.split(" | ") + closed.split(" | "))
+
+
+def test_region_masks_cover_what_the_renderer_draws_for_each_prompt():
+    from faceanim.data.regions import get_region_masks
+    from faceanim.toon.factors import ToonParams
+    from faceanim.toon.latent import Z_DIM, encode, sample_identity_z
+    from faceanim.toon.renderer import render
+
+    masks_of = get_region_masks("toonface")  # registered by the plugin
+    z = sample_identity_z(4, Z_DIM, torch.Generator().manual_seed(0))
+    m = masks_of(z, ["going grey", "grey_hair", "winking", "dancing"], 64)
+    assert m.shape == (4, 1, 64, 64) and set(m.unique().tolist()) <= {0.0, 1.0}
+    assert m[3].min() == 1  # a prompt it does not know may change everything
+    assert 0.02 < m[2].mean() < m[0].mean() < 0.6  # a wink is smaller than a head of grey hair
+    # the mask holds every pixel that the prompt's own rendering changes, on that face
+    p = ToonParams.sample(4, rng=torch.Generator().manual_seed(0))
+    assert torch.allclose(encode(p), z)
+    grey = (render(p.replace(grey_hair=1.0), size=64) - render(p, size=64)).abs().amax(1, keepdim=True) > 0.04
+    assert grey[0].any() and (m[0][grey[0]] == 1).all() and not (m[1][grey[1]] == 0).any()

@@ -163,6 +163,35 @@ def test_an_ensemble_of_loss_clips_trains_and_is_saved_with_absolute_paths(tmp_p
         missing.check_paths()
 
 
+def test_outside_term_trains_with_a_plugins_region_masks(tmp_path):
+    from faceanim.data.regions import REGION_MASKS, register_region_masks
+
+    seen = []
+
+    @register_region_masks("test-top-half")
+    def top_half(z, prompts, size):
+        seen.append((z.shape, list(prompts), size))
+        masks = torch.zeros(len(prompts), 1, size, size)
+        masks[:, :, : size // 2] = 1
+        return masks
+
+    try:
+        prompts = ["smiling | grinning", "crying", "angry", "surprised", "old"]
+        cfg = TrainConfig.from_yaml(tiny_config(tmp_path, steps=2, checkpoint_every=2, prompts=prompts,
+                                                region_masks="test-top-half", loss={"outside": 5.0}))
+        trainer = build_trainer(cfg)
+        trainer.train()
+        assert all("outside" in h for h in trainer.history)
+        assert len(seen) == 2 and seen[0][0] == (4, 16) and seen[0][2] == 16
+        assert set(seen[0][1] + seen[1][1]) <= {"smiling", "crying", "angry", "surprised", "old"}  # first wordings
+    finally:
+        REGION_MASKS.pop("test-top-half")
+    with pytest.raises(FaceanimError, match="loss.outside needs `region_masks`"):
+        TrainConfig.from_dict({"mode": "latent", "loss": {"outside": 1.0}})
+    with pytest.raises(FaceanimError, match="unknown region masks 'nowhere'"):
+        build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, region_masks="nowhere", loss={"outside": 1.0})))
+
+
 def test_cli_train_and_resume(tmp_path, capsys):
     path = tiny_config(tmp_path, steps=2, checkpoint_every=1)
     assert main(["train", "--config", str(path)]) == 0

@@ -180,11 +180,15 @@ class SampledLatents:
     def __len__(self) -> int:
         return self.num_items
 
+    def z(self, indices: list[int]) -> torch.Tensor:
+        """The generator inputs ``[len(indices), z_dim]`` of these items (on the CPU)."""
+        return torch.cat([self.sample_z(1, self.G.z_dim, torch.Generator().manual_seed(self.seed * 7_919 + i))
+                          for i in indices])
+
     @torch.no_grad()
     def codes(self, indices: list[int]) -> torch.Tensor:
         """W+ codes ``[len(indices), num_ws, w_dim]`` on the generator's device."""
         device = self.G.w_avg.device
-        z = torch.cat([self.sample_z(1, self.G.z_dim, torch.Generator().manual_seed(self.seed * 7_919 + i))
-                       for i in indices]).to(device)
+        z = self.z(indices).to(device)
         c = torch.zeros(len(indices), self.G.c_dim, device=device) if self.G.c_dim else None
         return self.G.to_wplus(self.G.truncate(self.G.mapping(z, c), self.psi)).contiguous()

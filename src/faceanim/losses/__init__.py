@@ -4,7 +4,8 @@ from faceanim.losses.animation import AnimationLoss, LossWeights
 from faceanim.losses.contrastive import ContrastiveLoss
 from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
+from faceanim.losses.outside import OutsideRegionLoss
 from faceanim.losses.regularization import FirstLastRegularization, PathRegularization, WRegularization
 
 __all__ = ["AnimationLoss", "ContrastiveLoss", "DirectionalLoss", "FirstLastRegularization", "LPIPSLoss", "LossWeights",
-           "PathRegularization", "WRegularization"]
+           "OutsideRegionLoss", "PathRegularization", "WRegularization"]

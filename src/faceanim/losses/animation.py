@@ -10,6 +10,7 @@ from torch import nn
 from faceanim.losses.contrastive import ContrastiveLoss
 from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
+from faceanim.losses.outside import OutsideRegionLoss
 from faceanim.losses.regularization import FirstLastRegularization, PathRegularization, WRegularization
 
 
@@ -23,16 +24,17 @@ class LossWeights:
     lpips: float = 1.0
     directional: float = 0.0  # beyond the paper (0: off): losses.directional.DirectionalLoss
     first_last: float = 0.0   # the official code's first-vs-last term (0: off, as the paper): FirstLastRegularization
+    outside: float = 0.0      # beyond the paper (0: off): change outside the prompt's region, OutsideRegionLoss
 
 
 class AnimationLoss(nn.Module):
-    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips (+ λ_dir L_dir, beyond the
-    paper, off by default).
+    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips (+ λ_dir L_dir and λ_out L_out,
+    beyond the paper, off by default).
 
     ``pixel_frames(T)`` says which frames must be rendered: the last one for the contrastive term, the first
     one for LPIPS (with ``lpips_frames="first_last"`` also the last: L_lpips is then the sum of both frames'
-    distances to the source, as in the official code), both for the directional term; the latent terms read no pixels, so the trainer runs the
-    generator only on those.
+    distances to the source, as in the official code), both for the directional and the outside-region terms; the
+    latent terms read no pixels, so the trainer runs the generator only on those.
     ``forward`` returns the weighted total and the unweighted terms (only those with non-zero weight).
     """
 
@@ -50,6 +52,7 @@ class AnimationLoss(nn.Module):
         self.contrastive = contrastive
         self.lpips = lpips
         self.directional = directional
+        self.outside = OutsideRegionLoss()
         if weights.contrastive and contrastive is None:
             raise ValueError("a non-zero contrastive weight needs a ContrastiveLoss (the loss CLIP)")
         if weights.directional and directional is None:
@@ -66,6 +69,8 @@ class AnimationLoss(nn.Module):
             terms["directional"] = w.directional
         if w.first_last:
             terms["first_last"] = w.first_last
+        if w.outside:
+            terms["outside"] = w.outside
         return {k: v for k, v in terms.items() if v}
 
     def pixel_frames(self, num_frames: int) -> list[int]:
@@ -74,7 +79,7 @@ class AnimationLoss(nn.Module):
             frames.add(num_frames - 1)
         if "lpips" in self.active:
             frames.update(self.lpips_frame_indices(num_frames))
-        if "directional" in self.active:
+        if "directional" in self.active or "outside" in self.active:
             frames.update((0, num_frames - 1))
         return sorted(frames)
 
@@ -83,11 +88,12 @@ class AnimationLoss(nn.Module):
         return [0, num_frames - 1] if self.lpips_frames == "first_last" else [0]
 
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, frames: dict[int, torch.Tensor], prompts: list[str],
-                source: torch.Tensor | None = None, rng: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                source: torch.Tensor | None = None, rng: torch.Generator | None = None,
+                regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """ws ``[B, T, num_ws, w_dim]``; w_s ``[B, num_ws, w_dim]``; frames: index → ``[B, 3, H, W]`` for the
         indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS);
-        ``rng``: draws the contrastive term's random views, if it uses any."""
+        ``rng``: draws the contrastive term's random views, if it uses any; regions: each prompt's region mask
+        ``[B, 1, h, w]`` (needed by the outside-region term)."""
         active = self.active
         T = ws.shape[1]
         terms: dict[str, torch.Tensor] = {}
@@ -105,5 +111,9 @@ class AnimationLoss(nn.Module):
             terms["lpips"] = sum(self.lpips(frames[t], source) for t in self.lpips_frame_indices(T))
         if "directional" in active:
             terms["directional"] = self.directional(frames[0], frames[T - 1], prompts)
+        if "outside" in active:
+            if regions is None:
+                raise ValueError("the outside-region term needs the prompts' region masks")
+            terms["outside"] = self.outside(frames[0], frames[T - 1], regions)
         total = sum(active[k] * v for k, v in terms.items())
         return total, terms

@@ -33,6 +33,29 @@ def expression_mask(p: ToonParams, images: torch.Tensor, threshold: float = 0.04
     return F.max_pool2d(mask, grow, stride=1, padding=grow // 2)
 
 
+def prompt_region_masks(z: torch.Tensor, prompts, size: int, threshold: float = 0.04, grow: int = 9) -> torch.Tensor:
+    """Where each prompt may change its face (the "toonface" region masks of ``loss.outside``): ``[n, 1, size,
+    size]`` in {0, 1}, the pixels the renderer changes when it draws the prompt's expression (its factor at the
+    target of ``PROMPT_TARGETS``) on that face, grown by ``grow // 2`` pixels. ``prompts``: expression phrases
+    (``EXPRESSION_PROMPTS``'s, e.g. "smiling") or keys; any other prompt may change every pixel (a mask of ones)."""
+    from faceanim.toon.captions import EXPRESSION_PROMPTS, PROMPT_TARGETS
+    from faceanim.toon.latent import decode
+
+    key_of = {**{phrase: key for key, phrase in EXPRESSION_PROMPTS.items()}, **{k: k for k in EXPRESSION_PROMPTS}}
+    masks = torch.ones(len(prompts), 1, size, size)
+    rows = [i for i, prompt in enumerate(prompts) if prompt in key_of]
+    if not rows:
+        return masks
+    source = decode(z[rows].cpu()).vector
+    drawn = source.clone()
+    for j, i in enumerate(rows):
+        factor, target = PROMPT_TARGETS[key_of[prompts[i]]]
+        drawn[j, SLICES[factor].start] = target
+    change = (render(drawn, size=size) - render(source, size=size)).abs().amax(1, keepdim=True) > threshold
+    masks[rows] = F.max_pool2d(change.float(), grow, stride=1, padding=grow // 2)
+    return masks
+
+
 def focus_params(n: int, g: torch.Generator, keys: tuple[str, ...]) -> ToonParams:
     """Random neutral identities, each showing one of the prompt ``keys`` (uniformly chosen; e.g. "wink",
     "gaze_left") alone, at a random share U(0.3, 1) of the key's target."""

@@ -33,6 +33,8 @@ class LossConfig:
                                   # of each last frame (0: the frame itself, as the paper)
     directional: float = 0.0      # beyond the paper: λ of the directional CLIP loss (losses/directional.py)
     neutral_prompt: str = "expressionless"  # its neutral text (in the prompt template)
+    outside: float = 0.0          # beyond the paper: λ of the change outside each prompt's region (losses/outside.py;
+                                  # needs `region_masks`)
     first_last: float = 0.0       # the official code's λ_w_reg: MSE between the first and the last frame's codes
                                   # (0: off, as the paper; docs/FIDELITY.md)
     contrastive_form: str = "paper"  # "paper": eq. 11 (cross-entropy); "official": the official code's
@@ -62,6 +64,8 @@ class TrainConfig:
     truncation_psi: float = 0.7               # latent mode: truncation of sampled codes
     num_items: int = 100_000                  # latent mode: number of distinct sampled faces
     z_sampler: str = "gaussian"               # latent mode: how z is drawn ("gaussian"; "toonface" for ToonFace)
+    region_masks: str | None = None           # latent mode: where each prompt may change a face, by name
+                                              # (data/regions.py; "toonface"), for loss.outside
     # optimization (IV-A-2)
     batch_size: int = 4                       # per process; texts in a batch never repeat
     num_frames: int = 4                       # frames per training video (the official code trains on 4)
@@ -156,6 +160,11 @@ class TrainConfig:
             raise FaceanimError("steps must be ≥ 1")
         if not 0 <= self.loss.views <= 64:
             raise FaceanimError(f"loss.views must be between 0 (off) and 64, got {self.loss.views}")
+        if not self.loss.outside >= 0:
+            raise FaceanimError(f"loss.outside must be ≥ 0 (0 = off), got {self.loss.outside}")
+        if self.loss.outside and not (self.region_masks and self.mode == "latent"):
+            raise FaceanimError("loss.outside needs `region_masks` (e.g. toonface) and latent mode: the masks are "
+                                "computed from the sampled faces' z")
         if not self.loss.directional >= 0:
             raise FaceanimError(f"loss.directional must be ≥ 0 (0 = off), got {self.loss.directional}")
         if self.loss.lpips_frames not in LPIPS_FRAMES:

@@ -63,6 +63,15 @@ class Trainer:
         self.module = train_module or animator  # the DDP wrapper when distributed
         self.metrics = metrics
         self.progress = progress
+        self.region_masks = None  # where each prompt may change a face (loss.outside)
+        if config.region_masks and "outside" in loss.active:
+            from faceanim.data.regions import get_region_masks
+            from faceanim.errors import FaceanimError
+
+            try:
+                self.region_masks = get_region_masks(config.region_masks)
+            except ValueError as exc:
+                raise FaceanimError(str(exc)) from None
         self.step = 0
         self.checkpointing = config.uses_checkpointing(generator.img_resolution)
         self.writer = None
@@ -73,7 +82,12 @@ class Trainer:
         items, prompt_idx = self.sampler.batch(step)
         prompts = [self._wording(i, step, slot) for slot, i in enumerate(prompt_idx)]
         if self.cfg.mode == "latent":
-            return {"prompts": prompts, "w_source": self.source.codes(items).to(self.device)}
+            batch = {"prompts": prompts, "w_source": self.source.codes(items).to(self.device)}
+            if "outside" in self.loss.active:  # each prompt's region on its face (the prompt's first wording)
+                masks = self.region_masks(self.source.z(items), [self.wordings[i][0] for i in prompt_idx],
+                                          self.G.img_resolution)
+                batch["regions"] = masks.to(self.device)
+            return batch
         samples = [self.source[i] for i in items]
         return {"prompts": prompts, "image": torch.stack([s["image"] for s in samples]).to(self.device),
                 "w_inv": torch.stack([s["w_inv"] for s in samples]).to(self.device)}
@@ -134,7 +148,7 @@ class Trainer:
                 with torch.no_grad():
                     source = resize_area(self.render(out.w_s.detach()), size)
         views = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank + 7_919)
-        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, rng=views)
+        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, rng=views, regions=batch.get("regions"))
 
     def _anchored(self, out):
         """With ``anchor_first_frame``, w⁽ⁱ⁾ − w⁽¹⁾ + w_s: the motion must come from frames 2…T, not from a jump at
