@@ -11,6 +11,7 @@
 #        | round15 | rule-m5 | report5 | ship5   (seeds.md rule M5: random views in the contrastive loss)
 #        | round16 | rule-m6 | report6 | ship6   (seeds.md rule M6: an ensemble of loss CLIPs)
 #        | round17 | rule-m7 | report7 | ship7   (seeds.md rule M7: change outside the prompt's region)
+#        | round18 | rule-m8 | report8 | ship8   (seeds.md rule M8: the same at larger weights)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -211,6 +212,17 @@ round17() {  # the two runs of rule M7 at once (one thread each)
   m7_job k & m7_job l & wait
 }
 
+m8_job() {  # rule M8 (seeds.md): $1 variant m (loss.outside 30) | n (loss.outside 100), seed 0; M2's b recipe
+  local weight=30
+  [ "$1" = n ] && weight=100
+  variant_job "$RUNS/m8_$1_s0" 0 --set region_masks=toonface --set loss.outside="$weight"
+}
+
+round18() {  # the two runs of rule M8 at once (one thread each)
+  export_v03
+  m8_job m & m8_job n & wait
+}
+
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces
   local chosen tag=${1:-m2}
   chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_$tag.json")
@@ -239,10 +251,10 @@ for phase in $phases; do
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     pilot3) pilot3 ;;
-    round12 | round13 | round14 | round15 | round16 | round17) "$phase" ;;
-    rule-m[2-7]) python experiments/toonface/v1/rules.py "motion${phase: -1}" "$RUNS" | tee "$RUNS/selection_m${phase: -1}.md" ;;
-    report[2-7]) report2 "m${phase: -1}" ;;
-    ship[2-7]) python experiments/toonface/v1/rules.py "ship${phase: -1}" "$RUNS" | tee "$RUNS/ship_m${phase: -1}.md" ;;
+    round12 | round13 | round14 | round15 | round16 | round17 | round18) "$phase" ;;
+    rule-m[2-8]) python experiments/toonface/v1/rules.py "motion${phase: -1}" "$RUNS" | tee "$RUNS/selection_m${phase: -1}.md" ;;
+    report[2-8]) report2 "m${phase: -1}" ;;
+    ship[2-8]) python experiments/toonface/v1/rules.py "ship${phase: -1}" "$RUNS" | tee "$RUNS/ship_m${phase: -1}.md" ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
