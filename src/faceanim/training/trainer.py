@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from faceanim.data.prompts import wordings
+from faceanim.errors import FaceanimError
 from faceanim.losses.animation import AnimationLoss
 from faceanim.losses.lpips import resize_area
 from faceanim.models.stylegan2.synthesis import synthesize_checkpointed
@@ -66,7 +67,6 @@ class Trainer:
         self.region_masks = None  # where each prompt may change a face (loss.outside)
         if config.region_masks and "outside" in loss.active:
             from faceanim.data.regions import get_region_masks
-            from faceanim.errors import FaceanimError
 
             try:
                 self.region_masks = get_region_masks(config.region_masks)
