@@ -113,7 +113,8 @@ RUNS_M = {"m2": ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1"),
           "m5": ("m5_g_s0", "m5_h_s0"),   # random views (and the directional loss)
           "m6": ("m6_i_s0", "m6_j_s0"),   # an ensemble of loss CLIPs (and the directional loss)
           "m7": ("m7_k_s0", "m7_l_s0"),   # change outside the prompt's region (loss.outside 3 / 10)
-          "m8": ("m8_m_s0", "m8_n_s0")}   # the same at larger weights (loss.outside 30 / 100)
+          "m8": ("m8_m_s0", "m8_n_s0"),   # the same at larger weights (loss.outside 30 / 100)
+          "m9": ("m9_o_s0", "m9_p_s1")}   # loss.outside 300 (seed 0); 100 on seed 1
 WORK_MIN = 0.70                   # a key works when its success reaches this …
 EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
 SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
@@ -231,9 +232,9 @@ if __name__ == "__main__":
         rule_generator(runs)
     elif what in ("generator2", "generator3"):
         rule_generator(runs, "gen_v" + what[-1])
-    elif what[:-1] == "motion" and "m" + what[-1] in RUNS_M:   # motion2 … motion8
+    elif what[:-1] == "motion" and "m" + what[-1] in RUNS_M:   # motion2 … motion9
         rule_motion2(runs, "m" + what[-1])
-    elif what[:-1] == "ship" and "m" + what[-1] in RUNS_M:      # ship2 … ship8
+    elif what[:-1] == "ship" and "m" + what[-1] in RUNS_M:      # ship2 … ship9
         ship2(runs, "m" + what[-1])
     else:
         rule_motion(runs)
