@@ -24,3 +24,29 @@ def load_plugins() -> tuple[str, ...]:
         ep.load()
         names.append(ep.name)
     return tuple(names)
+
+
+class NamedRegistry(dict):
+    """Functions by name that the core and plugins add to (z-samplers, region masks): ``register(name)`` is a
+    decorator, ``lookup(name)`` imports the plugins the first time a name is unknown."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind  # what one entry is called in messages ("latent sampler")
+
+    def register(self, name: str):
+        def wrap(fn):
+            if self.get(name, fn) is not fn:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self[name] = fn
+            return fn
+
+        return wrap
+
+    def lookup(self, name: str):
+        if name not in self:
+            load_plugins()
+        if name not in self:
+            raise ValueError(f"unknown {self.kind} {name!r} (known: {', '.join(sorted(self)) or 'none'}; domain "
+                             "plugins register more, see faceanim.plugins)")
+        return self[name]

@@ -202,33 +202,23 @@ round16() {  # the two runs of rule M6 at once (one thread each)
   m6_job i & m6_job j & wait
 }
 
-m7_job() {  # rule M7 (seeds.md): $1 variant k (loss.outside 3) | l (loss.outside 10), seed 0; M2's b recipe
-  local weight=3
-  [ "$1" = l ] && weight=10
-  variant_job "$RUNS/m7_$1_s0" 0 --set region_masks=toonface --set loss.outside="$weight"
+outside_job() {  # rules M7-M9 (seeds.md): $1 run name, $2 seed, $3 λ of loss.outside; M2's b recipe
+  variant_job "$RUNS/$1" "$2" --set region_masks=toonface --set loss.outside="$3"
 }
 
 round17() {  # the two runs of rule M7 at once (one thread each)
   export_v03
-  m7_job k & m7_job l & wait
-}
-
-m8_job() {  # rule M8 (seeds.md): $1 variant m (loss.outside 30) | n (loss.outside 100), seed 0; M2's b recipe
-  local weight=30
-  [ "$1" = n ] && weight=100
-  variant_job "$RUNS/m8_$1_s0" 0 --set region_masks=toonface --set loss.outside="$weight"
+  outside_job m7_k_s0 0 3 & outside_job m7_l_s0 0 10 & wait
 }
 
 round18() {  # the two runs of rule M8 at once (one thread each)
   export_v03
-  m8_job m & m8_job n & wait
+  outside_job m8_m_s0 0 30 & outside_job m8_n_s0 0 100 & wait
 }
 
-round19() {  # the two runs of rule M9 at once (one thread each): o = loss.outside 300, seed 0; p = 100, seed 1
+round19() {  # the two runs of rule M9 at once (one thread each)
   export_v03
-  variant_job "$RUNS/m9_o_s0" 0 --set region_masks=toonface --set loss.outside=300 &
-  variant_job "$RUNS/m9_p_s1" 1 --set region_masks=toonface --set loss.outside=100 &
-  wait
+  outside_job m9_o_s0 0 300 & outside_job m9_p_s1 1 100 & wait
 }
 
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces

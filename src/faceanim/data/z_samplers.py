@@ -8,21 +8,16 @@ from typing import Callable
 
 import torch
 
+from faceanim.plugins import NamedRegistry
+
 ZSampler = Callable[[int, int, torch.Generator], torch.Tensor]  # (n, z_dim, rng) -> z [n, z_dim]
 
-Z_SAMPLERS: dict[str, ZSampler] = {}
+Z_SAMPLERS = NamedRegistry("latent sampler")
 
 
 def register_z_sampler(name: str) -> Callable[[ZSampler], ZSampler]:
     """Decorator: ``@register_z_sampler("toonface")`` on ``fn(n, z_dim, rng) -> z [n, z_dim]``."""
-
-    def wrap(fn: ZSampler) -> ZSampler:
-        if Z_SAMPLERS.get(name, fn) is not fn:
-            raise ValueError(f"z sampler {name!r} is already registered")
-        Z_SAMPLERS[name] = fn
-        return fn
-
-    return wrap
+    return Z_SAMPLERS.register(name)
 
 
 @register_z_sampler("gaussian")
@@ -31,11 +26,4 @@ def gaussian(n: int, z_dim: int, rng: torch.Generator) -> torch.Tensor:
 
 
 def get_z_sampler(name: str) -> ZSampler:
-    if name not in Z_SAMPLERS:
-        from faceanim.plugins import load_plugins
-
-        load_plugins()
-    if name not in Z_SAMPLERS:
-        raise ValueError(f"unknown latent sampler {name!r} (known: {', '.join(sorted(Z_SAMPLERS))}; "
-                         "domain plugins register more, see faceanim.plugins)")
-    return Z_SAMPLERS[name]
+    return Z_SAMPLERS.lookup(name)

@@ -136,12 +136,14 @@ class TrainConfig:
         for key in ("generator", "images", "latents", "out_dir"):
             if isinstance(data.get(key), str) and not os.path.isabs(data[key]) and (base / data[key]).exists():
                 data[key] = str(base / data[key])
+        def beside(value: Any) -> Any:  # a name of a file or folder next to the YAML
+            return str(base / value) if isinstance(value, str) and (base / value).exists() else value
+
         for key in ("cond_clip", "loss_clip", "prompts"):
-            if isinstance(data.get(key), str) and (base / data[key]).exists():
-                data[key] = str(base / data[key])
+            if isinstance(data.get(key), str):
+                data[key] = beside(data[key])
         if isinstance(data.get("loss_clip"), list):  # an ensemble
-            data["loss_clip"] = [str(base / c) if isinstance(c, str) and (base / c).exists() else c
-                                 for c in data["loss_clip"]]
+            data["loss_clip"] = [beside(c) for c in data["loss_clip"]]
         return cls.from_dict(apply_overrides(data, overrides or []))
 
     def validate(self) -> None:

@@ -83,7 +83,7 @@ class Trainer:
         prompts = [self._wording(i, step, slot) for slot, i in enumerate(prompt_idx)]
         if self.cfg.mode == "latent":
             batch = {"prompts": prompts, "w_source": self.source.codes(items).to(self.device)}
-            if "outside" in self.loss.active:  # each prompt's region on its face (the prompt's first wording)
+            if self.region_masks is not None:  # each prompt's region on its face (the prompt's first wording)
                 masks = self.region_masks(self.source.z(items), [self.wordings[i][0] for i in prompt_idx],
                                           self.G.img_resolution)
                 batch["regions"] = masks.to(self.device)
