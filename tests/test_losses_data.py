@@ -12,7 +12,7 @@ from faceanim.data import ImageLatentDataset, StepBatchSampler, load_prompts
 from faceanim.encoders.clip import CLIPEncoder
 from faceanim.errors import FaceanimError
 from faceanim.losses import (AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss, OutsideRegionLoss,
-                             PathRegularization,
+                             PathRegularization, TargetLatentLoss,
                              WRegularization)
 from faceanim.losses.contrastive import random_views
 
@@ -157,6 +157,32 @@ def test_outside_region_loss_counts_only_change_outside_each_mask():
     assert terms["outside"].item() == pytest.approx(term.item())
     with pytest.raises(ValueError, match="region masks"):
         loss(ws, ws[:, 0], {0: first, 3: last}, ["a", "b"])
+
+
+def test_target_latent_loss_against_hand_values():
+    ws = torch.zeros(3, 4, 2, 2)
+    w_s = torch.zeros(3, 2, 2)
+    w_t = torch.zeros(3, 2, 2)
+    ws[0, -1] = torch.tensor([[1.0, 0.0], [0.0, 0.0]])   # video 0: last code (1,0 | 0,0), target (0,0 | 0,2)
+    w_t[0, 1, 1] = 2.0
+    ws[1, -1] = torch.tensor([[3.0, 0.0], [3.0, 0.0]])   # video 1: on the target's line, 3/2 as far
+    w_t[1] = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
+    ws[2, -1] = 5.0                                      # video 2: no target (not read)
+    known = torch.tensor([True, True, False])
+    w = TargetLatentLoss("w")(ws, w_s, w_t, known)
+    assert w.item() == pytest.approx(((1 + 4) / 4 + (1 + 1) / 4) / 2)
+    d = TargetLatentLoss("direction")(ws, w_s, w_t, known)
+    assert d.item() == pytest.approx(((1 - 0.0) + (1 - 1.0)) / 2)  # orthogonal; same direction
+    assert TargetLatentLoss("w")(ws, w_s, w_t, torch.zeros(3, dtype=torch.bool)).item() == 0.0
+    with pytest.raises(ValueError, match="target form"):
+        TargetLatentLoss("pixels")
+    loss = AnimationLoss(LossWeights(contrastive=0.0, lpips=0.0, w_reg=0.0, path_reg=0.0, target=2.0),
+                         target_form="direction")
+    assert loss.pixel_frames(4) == [] and loss.active == {"target": 2.0}  # reads no pixels
+    total, terms = loss(ws, w_s, {}, ["a", "b", "c"], targets=(w_t, known))
+    assert terms["target"].item() == pytest.approx(d.item()) and total.item() == pytest.approx(2 * d.item())
+    with pytest.raises(ValueError, match="target codes"):
+        loss(ws, w_s, {}, ["a", "b", "c"])
 
 
 def test_lpips_without_backbone_is_disabled_with_a_reason(tmp_path, monkeypatch):

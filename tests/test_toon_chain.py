@@ -304,3 +304,22 @@ def test_region_masks_cover_what_the_renderer_draws_for_each_prompt():
     assert torch.allclose(encode(p), z)
     grey = (render(p.replace(grey_hair=1.0), size=64) - render(p, size=64)).abs().amax(1, keepdim=True) > 0.04
     assert grey[0].any() and (m[0][grey[0]] == 1).all() and not (m[1][grey[1]] == 0).any()
+
+
+def test_target_latents_write_the_prompts_factor_and_keep_the_rest():
+    from faceanim.data.targets import get_target_latents
+    from faceanim.toon.captions import PROMPT_TARGETS
+    from faceanim.toon.factors import SLICES
+    from faceanim.toon.latent import Z_DIM, decode, sample_identity_z
+
+    target_of = get_target_latents("toonface")  # registered by the plugin
+    z = sample_identity_z(3, Z_DIM, torch.Generator().manual_seed(1))
+    z_t, known = target_of(z, ["going grey", "wink", "dancing"])
+    assert known.tolist() == [True, True, False] and torch.equal(z_t[2], z[2])
+    before, after = decode(z).vector, decode(z_t).vector
+    for row, key in ((0, "grey_hair"), (1, "wink")):
+        factor, target = PROMPT_TARGETS[key]
+        i = SLICES[factor].start
+        assert after[row, i] == pytest.approx(target, abs=1e-5) and before[row, i] != pytest.approx(target, abs=1e-3)
+        rest = [j for j in range(before.shape[1]) if j != i]
+        assert torch.allclose(after[row, rest], before[row, rest], atol=1e-5)  # nothing else about the face moves

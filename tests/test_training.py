@@ -192,6 +192,40 @@ def test_outside_term_trains_with_a_plugins_region_masks(tmp_path):
         build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, region_masks="nowhere", loss={"outside": 1.0})))
 
 
+def test_target_term_pulls_towards_a_plugins_target_latents(tmp_path):
+    from faceanim.data.targets import TARGET_LATENTS, register_target_latents
+
+    seen = []
+
+    @register_target_latents("test-negated")
+    def negated(z, prompts):  # every known prompt's target face: the source's z negated; "old" has none
+        seen.append((z.shape, list(prompts)))
+        return -z, torch.tensor([p != "old" for p in prompts])
+
+    try:
+        prompts = ["smiling | grinning", "crying", "angry", "surprised", "old"]
+        cfg = TrainConfig.from_yaml(tiny_config(tmp_path, steps=2, checkpoint_every=2, prompts=prompts,
+                                                target_latents="test-negated", loss={"target": 5.0}))
+        trainer = build_trainer(cfg)
+        batch = trainer._batch(0)
+        w_target, known = batch["targets"]
+        items, prompt_idx = trainer.sampler.batch(0)
+        expect = trainer.source.codes_of(-trainer.source.z(items))  # the generator's code of the target z
+        assert torch.allclose(w_target, expect) and known.tolist() == [trainer.prompts[i] != "old" for i in prompt_idx]
+        assert not torch.allclose(w_target, batch["w_source"])
+        trainer.train()
+        assert all("target" in h for h in trainer.history)
+        assert set(sum((s[1] for s in seen), [])) <= {"smiling", "crying", "angry", "surprised", "old"}
+    finally:
+        TARGET_LATENTS.pop("test-negated")
+    with pytest.raises(FaceanimError, match="loss.target needs `target_latents`"):
+        TrainConfig.from_dict({"mode": "latent", "loss": {"target": 1.0}})
+    with pytest.raises(FaceanimError, match="loss.target_form 'w' or 'direction'"):
+        TrainConfig.from_dict({"mode": "latent", "target_latents": "x", "loss": {"target": 1.0, "target_form": "z"}})
+    with pytest.raises(FaceanimError, match="unknown target latents 'nowhere'"):
+        build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, target_latents="nowhere", loss={"target": 1.0})))
+
+
 def test_cli_train_and_resume(tmp_path, capsys):
     path = tiny_config(tmp_path, steps=2, checkpoint_every=1)
     assert main(["train", "--config", str(path)]) == 0

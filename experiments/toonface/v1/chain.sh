@@ -13,6 +13,7 @@
 #        | round17 | rule-m7 | report7 | ship7   (seeds.md rule M7: change outside the prompt's region)
 #        | round18 | rule-m8 | report8 | ship8   (seeds.md rule M8: the same at larger weights)
 #        | round19 | rule-m9 | report9 | ship9   (seeds.md rule M9: λ 300, and λ 100 on seed 1)
+#        | round20 | rule-m10 | report10 | ship10   (seeds.md rule M10: the target-latent term)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -221,6 +222,13 @@ round19() {  # the two runs of rule M9 at once (one thread each)
   outside_job m9_o_s0 0 300 & outside_job m9_p_s1 1 100 & wait
 }
 
+round20() {  # the two runs of rule M10 at once (one thread each): the target-latent term, forms w and direction
+  export_v03
+  variant_job "$RUNS/m10_q_s0" 0 --set target_latents=toonface --set loss.target=30 --set loss.target_form=w &
+  variant_job "$RUNS/m10_r_s0" 0 --set target_latents=toonface --set loss.target=1 --set loss.target_form=direction &
+  wait
+}
+
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces
   local chosen tag=${1:-m2}
   chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_$tag.json")
@@ -249,10 +257,10 @@ for phase in $phases; do
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     pilot3) pilot3 ;;
-    round12 | round13 | round14 | round15 | round16 | round17 | round18 | round19) "$phase" ;;
-    rule-m[2-9]) python experiments/toonface/v1/rules.py "motion${phase: -1}" "$RUNS" | tee "$RUNS/selection_m${phase: -1}.md" ;;
-    report[2-9]) report2 "m${phase: -1}" ;;
-    ship[2-9]) python experiments/toonface/v1/rules.py "ship${phase: -1}" "$RUNS" | tee "$RUNS/ship_m${phase: -1}.md" ;;
+    round12 | round13 | round14 | round15 | round16 | round17 | round18 | round19 | round20) "$phase" ;;
+    rule-m[2-9] | rule-m10) python experiments/toonface/v1/rules.py "motion${phase#rule-m}" "$RUNS" | tee "$RUNS/selection_m${phase#rule-m}.md" ;;
+    report[2-9] | report10) report2 "m${phase#report}" ;;
+    ship[2-9] | ship10) python experiments/toonface/v1/rules.py "ship${phase#ship}" "$RUNS" | tee "$RUNS/ship_m${phase#ship}.md" ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac

@@ -114,7 +114,8 @@ RUNS_M = {"m2": ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1"),
           "m6": ("m6_i_s0", "m6_j_s0"),   # an ensemble of loss CLIPs (and the directional loss)
           "m7": ("m7_k_s0", "m7_l_s0"),   # change outside the prompt's region (loss.outside 3 / 10)
           "m8": ("m8_m_s0", "m8_n_s0"),   # the same at larger weights (loss.outside 30 / 100)
-          "m9": ("m9_o_s0", "m9_p_s1")}   # loss.outside 300 (seed 0); 100 on seed 1
+          "m9": ("m9_o_s0", "m9_p_s1"),   # loss.outside 300 (seed 0); 100 on seed 1
+          "m10": ("m10_q_s0", "m10_r_s0")}  # the target-latent term: form w (λ 30), form direction (λ 1)
 WORK_MIN = 0.70                   # a key works when its success reaches this …
 EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
 SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
@@ -232,10 +233,10 @@ if __name__ == "__main__":
         rule_generator(runs)
     elif what in ("generator2", "generator3"):
         rule_generator(runs, "gen_v" + what[-1])
-    elif what[:-1] == "motion" and "m" + what[-1] in RUNS_M:   # motion2 … motion9
-        rule_motion2(runs, "m" + what[-1])
-    elif what[:-1] == "ship" and "m" + what[-1] in RUNS_M:      # ship2 … ship9
-        ship2(runs, "m" + what[-1])
+    elif what.startswith("motion") and "m" + what.removeprefix("motion") in RUNS_M:   # motion2 … motion10
+        rule_motion2(runs, "m" + what.removeprefix("motion"))
+    elif what.startswith("ship") and "m" + what.removeprefix("ship") in RUNS_M:       # ship2 … ship10
+        ship2(runs, "m" + what.removeprefix("ship"))
     else:
         rule_motion(runs)
     sys.exit(0)

@@ -188,7 +188,13 @@ class SampledLatents:
     @torch.no_grad()
     def codes(self, indices: list[int]) -> torch.Tensor:
         """W+ codes ``[len(indices), num_ws, w_dim]`` on the generator's device."""
+        return self.codes_of(self.z(indices))
+
+    @torch.no_grad()
+    def codes_of(self, z: torch.Tensor) -> torch.Tensor:
+        """W+ codes ``[n, num_ws, w_dim]`` of generator inputs ``z`` ``[n, z_dim]``, truncated as the items' are
+        (e.g. a target face's, :mod:`faceanim.data.targets`), on the generator's device."""
         device = self.G.w_avg.device
-        z = self.z(indices).to(device)
-        c = torch.zeros(len(indices), self.G.c_dim, device=device) if self.G.c_dim else None
+        z = z.to(device)
+        c = torch.zeros(z.shape[0], self.G.c_dim, device=device) if self.G.c_dim else None
         return self.G.to_wplus(self.G.truncate(self.G.mapping(z, c), self.psi)).contiguous()

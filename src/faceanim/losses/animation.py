@@ -12,6 +12,7 @@ from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
 from faceanim.losses.outside import OutsideRegionLoss
 from faceanim.losses.regularization import FirstLastRegularization, PathRegularization, WRegularization
+from faceanim.losses.target import TargetLatentLoss
 
 
 @dataclass
@@ -25,22 +26,23 @@ class LossWeights:
     directional: float = 0.0  # beyond the paper (0: off): losses.directional.DirectionalLoss
     first_last: float = 0.0   # the official code's first-vs-last term (0: off, as the paper): FirstLastRegularization
     outside: float = 0.0      # beyond the paper (0: off): change outside the prompt's region, OutsideRegionLoss
+    target: float = 0.0       # beyond the paper (0: off): distance to the prompt's known target code, TargetLatentLoss
 
 
 class AnimationLoss(nn.Module):
-    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips (+ λ_dir L_dir and λ_out L_out,
-    beyond the paper, off by default).
+    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips (+ λ_dir L_dir, λ_out L_out and
+    λ_t L_t, beyond the paper, off by default).
 
     ``pixel_frames(T)`` says which frames must be rendered: the last one for the contrastive term, the first
     one for LPIPS (with ``lpips_frames="first_last"`` also the last: L_lpips is then the sum of both frames'
     distances to the source, as in the official code), both for the directional and the outside-region terms; the
-    latent terms read no pixels, so the trainer runs the generator only on those.
+    latent terms (and the target term) read no pixels, so the trainer runs the generator only on those.
     ``forward`` returns the weighted total and the unweighted terms (only those with non-zero weight).
     """
 
     def __init__(self, weights: LossWeights, contrastive: ContrastiveLoss | None = None,
                  lpips: LPIPSLoss | None = None, path_order: int = 2, reduction: str = "mean",
-                 directional: DirectionalLoss | None = None, lpips_frames: str = "first"):
+                 directional: DirectionalLoss | None = None, lpips_frames: str = "first", target_form: str = "w"):
         super().__init__()
         if lpips_frames not in ("first", "first_last"):
             raise ValueError(f"lpips_frames must be 'first' or 'first_last', got {lpips_frames!r}")
@@ -53,6 +55,7 @@ class AnimationLoss(nn.Module):
         self.lpips = lpips
         self.directional = directional
         self.outside = OutsideRegionLoss()
+        self.target = TargetLatentLoss(target_form)
         if weights.contrastive and contrastive is None:
             raise ValueError("a non-zero contrastive weight needs a ContrastiveLoss (the loss CLIP)")
         if weights.directional and directional is None:
@@ -71,6 +74,8 @@ class AnimationLoss(nn.Module):
             terms["first_last"] = w.first_last
         if w.outside:
             terms["outside"] = w.outside
+        if w.target:
+            terms["target"] = w.target
         return {k: v for k, v in terms.items() if v}
 
     def pixel_frames(self, num_frames: int) -> list[int]:
@@ -89,11 +94,13 @@ class AnimationLoss(nn.Module):
 
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, frames: dict[int, torch.Tensor], prompts: list[str],
                 source: torch.Tensor | None = None, rng: torch.Generator | None = None,
-                regions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                regions: torch.Tensor | None = None,
+                targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """ws ``[B, T, num_ws, w_dim]``; w_s ``[B, num_ws, w_dim]``; frames: index → ``[B, 3, H, W]`` for the
         indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS);
         ``rng``: draws the contrastive term's random views, if it uses any; regions: each prompt's region mask
-        ``[B, 1, h, w]`` (needed by the outside-region term)."""
+        ``[B, 1, h, w]`` (needed by the outside-region term); targets: (w_target ``[B, num_ws, w_dim]``, known
+        ``[B]``), each prompt's target code on its face (needed by the target term)."""
         active = self.active
         T = ws.shape[1]
         terms: dict[str, torch.Tensor] = {}
@@ -115,5 +122,9 @@ class AnimationLoss(nn.Module):
             if regions is None:
                 raise ValueError("the outside-region term needs the prompts' region masks")
             terms["outside"] = self.outside(frames[0], frames[T - 1], regions)
+        if "target" in active:
+            if targets is None:
+                raise ValueError("the target term needs the prompts' target codes")
+            terms["target"] = self.target(ws, w_s, *targets)
         total = sum(active[k] * v for k, v in terms.items())
         return total, terms

@@ -1,5 +1,5 @@
-"""ToonFace as a faceanim plugin (entry point ``faceanim.plugins: toonface``): its z-sampler, its region masks, its
-metrics and its evaluation domain, registered into the core's registries when the plugin is loaded."""
+"""ToonFace as a faceanim plugin (entry point ``faceanim.plugins: toonface``): its z-sampler, its region masks and
+target latents, its metrics and its evaluation domain, registered into the core's registries when the plugin is loaded."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import torch
 
 import faceanim.toon.metrics  # noqa: F401  (registers toon_truth, toon_reference)
 from faceanim.data.regions import register_region_masks
+from faceanim.data.targets import register_target_latents
 from faceanim.data.z_samplers import register_z_sampler
 from faceanim.evaluation.domains import Domain, Prompt, register_domain
 from faceanim.toon.latent import sample_identity_z
-from faceanim.toon.recipes import prompt_region_masks
+from faceanim.toon.recipes import prompt_region_masks, prompt_target_z
 
 register_z_sampler("toonface")(sample_identity_z)
 register_region_masks("toonface")(prompt_region_masks)
+register_target_latents("toonface")(prompt_target_z)
 
 REAL_SEED = 10_000  # renderer draws for FID use seeds REAL_SEED + the evaluation's seed
 

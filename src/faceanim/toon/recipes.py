@@ -56,6 +56,29 @@ def prompt_region_masks(z: torch.Tensor, prompts, size: int, threshold: float = 
     return masks
 
 
+def prompt_target_z(z: torch.Tensor, prompts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each prompt should take its face (the "toonface" target latents of ``loss.target``): the toonface latent
+    of the face's renderer parameters with the prompt's factor at its target (``PROMPT_TARGETS``), ``[n, Z]``, and
+    which rows have one (``[n]`` bool). ``prompts``: expression phrases or keys, as :func:`prompt_region_masks`; any
+    other prompt gets its own z back and ``False``."""
+    from faceanim.toon.captions import EXPRESSION_PROMPTS, PROMPT_TARGETS
+    from faceanim.toon.latent import decode
+
+    key_of = {**{phrase: key for key, phrase in EXPRESSION_PROMPTS.items()}, **{k: k for k in EXPRESSION_PROMPTS}}
+    z = z.detach().float().cpu()
+    known = torch.tensor([p in key_of for p in prompts], dtype=torch.bool)
+    if not bool(known.any()):
+        return z.clone(), known
+    v = decode(z).vector.clone()
+    for i, prompt in enumerate(prompts):
+        if prompt in key_of:
+            factor, target = PROMPT_TARGETS[key_of[prompt]]
+            v[i, SLICES[factor].start] = target
+    z_target = z.clone()
+    z_target[known] = encode(ToonParams(v[known]))
+    return z_target, known
+
+
 def focus_params(n: int, g: torch.Generator, keys: tuple[str, ...]) -> ToonParams:
     """Random neutral identities, each showing one of the prompt ``keys`` (uniformly chosen; e.g. "wink",
     "gaze_left") alone, at a random share U(0.3, 1) of the key's target."""

@@ -153,13 +153,14 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
             print(f"faceanim: note: {lpips.reason}")
         lpips = lpips.to(device)
     weights = LossWeights(cfg.loss.w_reg, cfg.loss.path_reg, cfg.loss.contrastive, cfg.loss.lpips,
-                          cfg.loss.directional, first_last=cfg.loss.first_last, outside=cfg.loss.outside)
+                          cfg.loss.directional, first_last=cfg.loss.first_last, outside=cfg.loss.outside,
+                          target=cfg.loss.target)
     contrastive = (ContrastiveLoss(loss_clips, cfg.loss.temperature, template=cfg.template, views=cfg.loss.views,
                                    form=cfg.loss.contrastive_form)
                    if cfg.loss.contrastive or cfg.loss.directional else None)
     directional = DirectionalLoss(contrastive, cfg.loss.neutral_prompt) if cfg.loss.directional else None
     loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction, directional,
-                         lpips_frames=cfg.loss.lpips_frames)
+                         lpips_frames=cfg.loss.lpips_frames, target_form=cfg.loss.target_form)
 
     groups = animator.parameter_groups(cfg.lr_encoder, cfg.lr_mapper, cfg.lr_recurrent, cfg.train_visual_encoder,
                                        cfg.train_text_encoder)

@@ -35,6 +35,10 @@ class LossConfig:
     neutral_prompt: str = "expressionless"  # its neutral text (in the prompt template)
     outside: float = 0.0          # beyond the paper: λ of the change outside each prompt's region (losses/outside.py;
                                   # needs `region_masks`)
+    target: float = 0.0           # beyond the paper, synthetic domains only: λ of the last frame's distance to the
+                                  # prompt's known target code (losses/target.py; needs `target_latents`)
+    target_form: str = "w"        # "w": ‖w⁽ᵀ⁾ − w_t‖² (where and how far); "direction": 1 − cos of the change
+                                  # and the target's change (only where; the size is left to the other terms)
     first_last: float = 0.0       # the official code's λ_w_reg: MSE between the first and the last frame's codes
                                   # (0: off, as the paper; docs/FIDELITY.md)
     contrastive_form: str = "paper"  # "paper": eq. 11 (cross-entropy); "official": the official code's
@@ -66,6 +70,8 @@ class TrainConfig:
     z_sampler: str = "gaussian"               # latent mode: how z is drawn ("gaussian"; "toonface" for ToonFace)
     region_masks: str | None = None           # latent mode: where each prompt may change a face, by name
                                               # (data/regions.py; "toonface"), for loss.outside
+    target_latents: str | None = None         # latent mode: where each prompt should take a face, by name
+                                              # (data/targets.py; "toonface"), for loss.target
     # optimization (IV-A-2)
     batch_size: int = 4                       # per process; texts in a batch never repeat
     num_frames: int = 4                       # frames per training video (the official code trains on 4)
@@ -167,6 +173,12 @@ class TrainConfig:
         if self.loss.outside and not (self.region_masks and self.mode == "latent"):
             raise FaceanimError("loss.outside needs `region_masks` (e.g. toonface) and latent mode: the masks are "
                                 "computed from the sampled faces' z")
+        if not self.loss.target >= 0 or self.loss.target_form not in ("w", "direction"):
+            raise FaceanimError("loss.target must be ≥ 0 (0 = off) and loss.target_form 'w' or 'direction', got "
+                                f"{self.loss.target!r}, {self.loss.target_form!r}")
+        if self.loss.target and not (self.target_latents and self.mode == "latent"):
+            raise FaceanimError("loss.target needs `target_latents` (e.g. toonface) and latent mode: the targets "
+                                "are computed from the sampled faces' z")
         if not self.loss.directional >= 0:
             raise FaceanimError(f"loss.directional must be ≥ 0 (0 = off), got {self.loss.directional}")
         if self.loss.lpips_frames not in LPIPS_FRAMES:

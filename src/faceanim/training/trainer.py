@@ -72,6 +72,14 @@ class Trainer:
                 self.region_masks = get_region_masks(config.region_masks)
             except ValueError as exc:
                 raise FaceanimError(str(exc)) from None
+        self.target_latents = None  # where each prompt should take a face (loss.target)
+        if config.target_latents and "target" in loss.active:
+            from faceanim.data.targets import get_target_latents
+
+            try:
+                self.target_latents = get_target_latents(config.target_latents)
+            except ValueError as exc:
+                raise FaceanimError(str(exc)) from None
         self.step = 0
         self.checkpointing = config.uses_checkpointing(generator.img_resolution)
         self.writer = None
@@ -87,6 +95,9 @@ class Trainer:
                 masks = self.region_masks(self.source.z(items), [self.wordings[i][0] for i in prompt_idx],
                                           self.G.img_resolution)
                 batch["regions"] = masks.to(self.device)
+            if self.target_latents is not None:  # each prompt's target code on its face (its first wording)
+                z_target, known = self.target_latents(self.source.z(items), [self.wordings[i][0] for i in prompt_idx])
+                batch["targets"] = (self.source.codes_of(z_target).to(self.device), known.to(self.device))
             return batch
         samples = [self.source[i] for i in items]
         return {"prompts": prompts, "image": torch.stack([s["image"] for s in samples]).to(self.device),
@@ -148,7 +159,8 @@ class Trainer:
                 with torch.no_grad():
                     source = resize_area(self.render(out.w_s.detach()), size)
         views = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank + 7_919)
-        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, rng=views, regions=batch.get("regions"))
+        return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, rng=views, regions=batch.get("regions"),
+                         targets=batch.get("targets"))
 
     def _anchored(self, out):
         """With ``anchor_first_frame``, w⁽ⁱ⁾ − w⁽¹⁾ + w_s: the motion must come from frames 2…T, not from a jump at
