@@ -174,6 +174,11 @@ def test_target_latent_loss_against_hand_values():
     d = TargetLatentLoss("direction")(ws, w_s, w_t, known)
     assert d.item() == pytest.approx(((1 - 0.0) + (1 - 1.0)) / 2)  # orthogonal; same direction
     assert TargetLatentLoss("w")(ws, w_s, w_t, torch.zeros(3, dtype=torch.bool)).item() == 0.0
+    # gain 1.5: the pull goes to w_s + 1.5 (w_t − w_s): (0,0 | 0,3) and (3,0 | 3,0), which video 1 reaches
+    assert TargetLatentLoss("w", gain=1.5)(ws, w_s, w_t, known).item() == pytest.approx(((1 + 9) / 4 + 0) / 2)
+    assert TargetLatentLoss("direction", gain=1.5)(ws, w_s, w_t, known).item() == pytest.approx(d.item())
+    with pytest.raises(ValueError, match="gain"):
+        TargetLatentLoss("w", gain=0.0)
     with pytest.raises(ValueError, match="target form"):
         TargetLatentLoss("pixels")
     loss = AnimationLoss(LossWeights(contrastive=0.0, lpips=0.0, w_reg=0.0, path_reg=0.0, target=2.0),

@@ -222,6 +222,8 @@ def test_target_term_pulls_towards_a_plugins_target_latents(tmp_path):
         TrainConfig.from_dict({"mode": "latent", "loss": {"target": 1.0}})
     with pytest.raises(FaceanimError, match="loss.target_form 'w' or 'direction'"):
         TrainConfig.from_dict({"mode": "latent", "target_latents": "x", "loss": {"target": 1.0, "target_form": "z"}})
+    with pytest.raises(FaceanimError, match="loss.target_gain must be > 0"):
+        TrainConfig.from_dict({"mode": "latent", "target_latents": "x", "loss": {"target": 1.0, "target_gain": 0}})
     with pytest.raises(FaceanimError, match="unknown target latents 'nowhere'"):
         build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, target_latents="nowhere", loss={"target": 1.0})))
 

@@ -42,7 +42,8 @@ class AnimationLoss(nn.Module):
 
     def __init__(self, weights: LossWeights, contrastive: ContrastiveLoss | None = None,
                  lpips: LPIPSLoss | None = None, path_order: int = 2, reduction: str = "mean",
-                 directional: DirectionalLoss | None = None, lpips_frames: str = "first", target_form: str = "w"):
+                 directional: DirectionalLoss | None = None, lpips_frames: str = "first", target_form: str = "w",
+                 target_gain: float = 1.0):
         super().__init__()
         if lpips_frames not in ("first", "first_last"):
             raise ValueError(f"lpips_frames must be 'first' or 'first_last', got {lpips_frames!r}")
@@ -55,7 +56,7 @@ class AnimationLoss(nn.Module):
         self.lpips = lpips
         self.directional = directional
         self.outside = OutsideRegionLoss()
-        self.target = TargetLatentLoss(target_form)
+        self.target = TargetLatentLoss(target_form, target_gain)
         if weights.contrastive and contrastive is None:
             raise ValueError("a non-zero contrastive weight needs a ContrastiveLoss (the loss CLIP)")
         if weights.directional and directional is None:

@@ -160,7 +160,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
                    if cfg.loss.contrastive or cfg.loss.directional else None)
     directional = DirectionalLoss(contrastive, cfg.loss.neutral_prompt) if cfg.loss.directional else None
     loss = AnimationLoss(weights, contrastive, lpips, cfg.loss.path_order, cfg.loss.reduction, directional,
-                         lpips_frames=cfg.loss.lpips_frames, target_form=cfg.loss.target_form)
+                         lpips_frames=cfg.loss.lpips_frames, target_form=cfg.loss.target_form,
+                         target_gain=cfg.loss.target_gain)
 
     groups = animator.parameter_groups(cfg.lr_encoder, cfg.lr_mapper, cfg.lr_recurrent, cfg.train_visual_encoder,
                                        cfg.train_text_encoder)

@@ -39,6 +39,7 @@ class LossConfig:
                                   # prompt's known target code (losses/target.py; needs `target_latents`)
     target_form: str = "w"        # "w": ‖w⁽ᵀ⁾ − w_t‖² (where and how far); "direction": 1 − cos of the change
                                   # and the target's change (only where; the size is left to the other terms)
+    target_gain: float = 1.0      # form w: pull towards w_s + gain · (w_t − w_s) (> 1: past the target)
     first_last: float = 0.0       # the official code's λ_w_reg: MSE between the first and the last frame's codes
                                   # (0: off, as the paper; docs/FIDELITY.md)
     contrastive_form: str = "paper"  # "paper": eq. 11 (cross-entropy); "official": the official code's
@@ -173,6 +174,8 @@ class TrainConfig:
         if self.loss.outside and not (self.region_masks and self.mode == "latent"):
             raise FaceanimError("loss.outside needs `region_masks` (e.g. toonface) and latent mode: the masks are "
                                 "computed from the sampled faces' z")
+        if not self.loss.target_gain > 0:
+            raise FaceanimError(f"loss.target_gain must be > 0, got {self.loss.target_gain}")
         if not self.loss.target >= 0 or self.loss.target_form not in ("w", "direction"):
             raise FaceanimError("loss.target must be ≥ 0 (0 = off) and loss.target_form 'w' or 'direction', got "
                                 f"{self.loss.target!r}, {self.loss.target_form!r}")
