@@ -12,7 +12,7 @@ from faceanim.data import ImageLatentDataset, StepBatchSampler, load_prompts
 from faceanim.encoders.clip import CLIPEncoder
 from faceanim.errors import FaceanimError
 from faceanim.losses import (AnimationLoss, ContrastiveLoss, DirectionalLoss, LossWeights, LPIPSLoss, OutsideRegionLoss,
-                             PathRegularization, TargetLatentLoss,
+                             PathRegularization, TargetImageLoss, TargetLatentLoss,
                              WRegularization)
 from faceanim.losses.contrastive import random_views
 
@@ -188,6 +188,23 @@ def test_target_latent_loss_against_hand_values():
     assert terms["target"].item() == pytest.approx(d.item()) and total.item() == pytest.approx(2 * d.item())
     with pytest.raises(ValueError, match="target codes"):
         loss(ws, w_s, {}, ["a", "b", "c"])
+
+
+def test_target_image_loss_reads_only_known_videos():
+    last = torch.zeros(3, 3, 4, 4)
+    target = torch.zeros(3, 3, 4, 4)
+    target[0, 1, 2, 2] = 4.0                   # video 0: one value off by 4
+    target[2] = 9.0                            # video 2: no target (not read)
+    known = torch.tensor([True, True, False])
+    assert TargetImageLoss()(last, target, known).item() == pytest.approx((16 / 48 + 0) / 2)
+    assert TargetImageLoss()(last, target, torch.zeros(3, dtype=torch.bool)).item() == 0.0
+    loss = AnimationLoss(LossWeights(contrastive=0.0, lpips=0.0, w_reg=0.0, path_reg=0.0, target_pixels=3.0))
+    assert loss.pixel_frames(4) == [3] and loss.active == {"target_pixels": 3.0}
+    ws = torch.zeros(3, 4, 2, 2)
+    total, terms = loss(ws, ws[:, 0], {3: last}, ["a", "b", "c"], targets=(ws[:, 0], known), target_images=target)
+    assert total.item() == pytest.approx(3 * (16 / 48) / 2)
+    with pytest.raises(ValueError, match="their images"):
+        loss(ws, ws[:, 0], {3: last}, ["a", "b", "c"], targets=(ws[:, 0], known))
 
 
 def test_lpips_without_backbone_is_disabled_with_a_reason(tmp_path, monkeypatch):

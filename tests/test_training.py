@@ -216,10 +216,29 @@ def test_target_term_pulls_towards_a_plugins_target_latents(tmp_path):
         trainer.train()
         assert all("target" in h for h in trainer.history)
         assert set(sum((s[1] for s in seen), [])) <= {"smiling", "crying", "angry", "surprised", "old"}
+        # the image term: the last frame against the generator's image of w_s + gain · (w_t − w_s)
+        (tmp_path / "px").mkdir()
+        cfg = TrainConfig.from_yaml(tiny_config(tmp_path / "px", steps=1, checkpoint_every=1, prompts=prompts,
+                                                target_latents="test-negated",
+                                                loss={"target_pixels": 2.0, "target_gain": 1.5}))
+        trainer = build_trainer(cfg)
+        seen_images = []
+        original = trainer.loss.target_pixels.forward
+        trainer.loss.target_pixels.forward = lambda last, images, known: seen_images.append(images) or original(
+            last, images, known)
+        trainer.train()
+        assert "target_pixels" in trainer.history[0] and "target" not in trainer.history[0]
+        w_target = trainer._batch(0)["targets"][0]
+        w_s = trainer._batch(0)["w_source"]
+        with torch.no_grad():
+            expect = trainer.G.synthesis(w_s + 1.5 * (w_target - w_s), noise_mode="const")
+        assert torch.allclose(seen_images[0], expect, atol=1e-5)
     finally:
         TARGET_LATENTS.pop("test-negated")
-    with pytest.raises(FaceanimError, match="loss.target needs `target_latents`"):
+    with pytest.raises(FaceanimError, match="loss.target and loss.target_pixels need `target_latents`"):
         TrainConfig.from_dict({"mode": "latent", "loss": {"target": 1.0}})
+    with pytest.raises(FaceanimError, match="need `target_latents`"):
+        TrainConfig.from_dict({"mode": "latent", "loss": {"target_pixels": 1.0}})
     with pytest.raises(FaceanimError, match="loss.target_form 'w' or 'direction'"):
         TrainConfig.from_dict({"mode": "latent", "target_latents": "x", "loss": {"target": 1.0, "target_form": "z"}})
     with pytest.raises(FaceanimError, match="loss.target_gain must be > 0"):

@@ -6,7 +6,7 @@ from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
 from faceanim.losses.outside import OutsideRegionLoss
 from faceanim.losses.regularization import FirstLastRegularization, PathRegularization, WRegularization
-from faceanim.losses.target import TargetLatentLoss
+from faceanim.losses.target import TargetImageLoss, TargetLatentLoss
 
 __all__ = ["AnimationLoss", "ContrastiveLoss", "DirectionalLoss", "FirstLastRegularization", "LPIPSLoss", "LossWeights",
-           "OutsideRegionLoss", "PathRegularization", "TargetLatentLoss", "WRegularization"]
+           "OutsideRegionLoss", "PathRegularization", "TargetImageLoss", "TargetLatentLoss", "WRegularization"]

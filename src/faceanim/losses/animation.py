@@ -12,7 +12,7 @@ from faceanim.losses.directional import DirectionalLoss
 from faceanim.losses.lpips import LPIPSLoss
 from faceanim.losses.outside import OutsideRegionLoss
 from faceanim.losses.regularization import FirstLastRegularization, PathRegularization, WRegularization
-from faceanim.losses.target import TargetLatentLoss
+from faceanim.losses.target import TargetImageLoss, TargetLatentLoss
 
 
 @dataclass
@@ -27,15 +27,16 @@ class LossWeights:
     first_last: float = 0.0   # the official code's first-vs-last term (0: off, as the paper): FirstLastRegularization
     outside: float = 0.0      # beyond the paper (0: off): change outside the prompt's region, OutsideRegionLoss
     target: float = 0.0       # beyond the paper (0: off): distance to the prompt's known target code, TargetLatentLoss
+    target_pixels: float = 0.0  # beyond the paper (0: off): … to the generator's image of it, TargetImageLoss
 
 
 class AnimationLoss(nn.Module):
-    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips (+ λ_dir L_dir, λ_out L_out and
-    λ_t L_t, beyond the paper, off by default).
+    """L = λ_w-reg L_w-reg + λ_path-reg L_path-reg + λ_cont L_cont + λ_lpips L_lpips (+ λ_dir L_dir, λ_out L_out, λ_t L_t
+    and λ_px L_px, beyond the paper, off by default).
 
     ``pixel_frames(T)`` says which frames must be rendered: the last one for the contrastive term, the first
     one for LPIPS (with ``lpips_frames="first_last"`` also the last: L_lpips is then the sum of both frames'
-    distances to the source, as in the official code), both for the directional and the outside-region terms; the
+    distances to the source, as in the official code), both for the directional and the outside-region terms, the last for the target image term; the
     latent terms (and the target term) read no pixels, so the trainer runs the generator only on those.
     ``forward`` returns the weighted total and the unweighted terms (only those with non-zero weight).
     """
@@ -57,6 +58,7 @@ class AnimationLoss(nn.Module):
         self.directional = directional
         self.outside = OutsideRegionLoss()
         self.target = TargetLatentLoss(target_form, target_gain)
+        self.target_pixels = TargetImageLoss()
         if weights.contrastive and contrastive is None:
             raise ValueError("a non-zero contrastive weight needs a ContrastiveLoss (the loss CLIP)")
         if weights.directional and directional is None:
@@ -77,11 +79,13 @@ class AnimationLoss(nn.Module):
             terms["outside"] = w.outside
         if w.target:
             terms["target"] = w.target
+        if w.target_pixels:
+            terms["target_pixels"] = w.target_pixels
         return {k: v for k, v in terms.items() if v}
 
     def pixel_frames(self, num_frames: int) -> list[int]:
         frames = set()
-        if "contrastive" in self.active:
+        if "contrastive" in self.active or "target_pixels" in self.active:
             frames.add(num_frames - 1)
         if "lpips" in self.active:
             frames.update(self.lpips_frame_indices(num_frames))
@@ -96,12 +100,14 @@ class AnimationLoss(nn.Module):
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, frames: dict[int, torch.Tensor], prompts: list[str],
                 source: torch.Tensor | None = None, rng: torch.Generator | None = None,
                 regions: torch.Tensor | None = None,
-                targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+                target_images: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """ws ``[B, T, num_ws, w_dim]``; w_s ``[B, num_ws, w_dim]``; frames: index → ``[B, 3, H, W]`` for the
         indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS);
         ``rng``: draws the contrastive term's random views, if it uses any; regions: each prompt's region mask
         ``[B, 1, h, w]`` (needed by the outside-region term); targets: (w_target ``[B, num_ws, w_dim]``, known
-        ``[B]``), each prompt's target code on its face (needed by the target term)."""
+        ``[B]``), each prompt's target code on its face (needed by the target terms); target_images: the generator's
+        images of the aimed codes ``[B, 3, H, W]`` (:meth:`TargetLatentLoss.aim`; needed by the target image term)."""
         active = self.active
         T = ws.shape[1]
         terms: dict[str, torch.Tensor] = {}
@@ -127,5 +133,9 @@ class AnimationLoss(nn.Module):
             if targets is None:
                 raise ValueError("the target term needs the prompts' target codes")
             terms["target"] = self.target(ws, w_s, *targets)
+        if "target_pixels" in active:
+            if targets is None or target_images is None:
+                raise ValueError("the target image term needs the prompts' target codes and their images")
+            terms["target_pixels"] = self.target_pixels(frames[T - 1], target_images, targets[1])
         total = sum(active[k] * v for k, v in terms.items())
         return total, terms

@@ -1,4 +1,4 @@
-"""Distance of the last frame's code to a known target code (beyond the paper; synthetic domains only)."""
+"""Distance of the last frame to a known target, in W+ or in pixels (beyond the paper; synthetic domains only)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ class TargetLatentLoss(nn.Module):
             raise ValueError(f"target gain must be > 0, got {gain}")
         self.form, self.gain = form, float(gain)
 
+    def aim(self, w_s: torch.Tensor, w_target: torch.Tensor) -> torch.Tensor:
+        """w_g = w_s + g · (w_t − w_s): the code the ``w`` form pulls the last frame to."""
+        return w_s + self.gain * (w_target.to(w_s) - w_s)
+
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, w_target: torch.Tensor,
                 known: torch.Tensor) -> torch.Tensor:
         """ws ``[B, T, num_ws, w_dim]``, w_s and w_target ``[B, num_ws, w_dim]``, known ``[B]`` bool."""
@@ -37,5 +41,20 @@ class TargetLatentLoss(nn.Module):
             return ws.sum() * 0.0
         last, src, tgt = ws[known, -1], w_s[known], w_target[known].to(ws)
         if self.form == "w":
-            return (last - (src + self.gain * (tgt - src))).square().flatten(1).mean(1).mean()
+            return (last - self.aim(src, tgt)).square().flatten(1).mean(1).mean()
         return (1 - F.cosine_similarity((last - src).flatten(1), (tgt - src).flatten(1), dim=1, eps=1e-8)).mean()
+
+
+class TargetImageLoss(nn.Module):
+    """L_px = mean over known videos of the mean squared difference between the last frame and the frozen
+    generator's image of the aimed code w_g (:meth:`TargetLatentLoss.aim`), per pixel and channel. Unlike the code
+    distance, it weighs a change by what it does to the picture: a small W move that recolours the eyes costs what
+    the recolouring costs in pixels."""
+
+    def forward(self, last_frames: torch.Tensor, target_images: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """last_frames and target_images ``[B, 3, H, W]`` (targets without gradient), known ``[B]`` bool."""
+        known = known.to(last_frames.device, torch.bool)
+        if not bool(known.any()):
+            return last_frames.sum() * 0.0
+        diff = last_frames[known] - target_images[known].detach().to(last_frames)
+        return diff.square().flatten(1).mean(1).mean()

@@ -154,7 +154,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path | None = None, metrics_hook: M
         lpips = lpips.to(device)
     weights = LossWeights(cfg.loss.w_reg, cfg.loss.path_reg, cfg.loss.contrastive, cfg.loss.lpips,
                           cfg.loss.directional, first_last=cfg.loss.first_last, outside=cfg.loss.outside,
-                          target=cfg.loss.target)
+                          target=cfg.loss.target, target_pixels=cfg.loss.target_pixels)
     contrastive = (ContrastiveLoss(loss_clips, cfg.loss.temperature, template=cfg.template, views=cfg.loss.views,
                                    form=cfg.loss.contrastive_form)
                    if cfg.loss.contrastive or cfg.loss.directional else None)

@@ -40,6 +40,8 @@ class LossConfig:
     target_form: str = "w"        # "w": ‖w⁽ᵀ⁾ − w_t‖² (where and how far); "direction": 1 − cos of the change
                                   # and the target's change (only where; the size is left to the other terms)
     target_gain: float = 1.0      # form w: pull towards w_s + gain · (w_t − w_s) (> 1: past the target)
+    target_pixels: float = 0.0    # beyond the paper: λ of the last frame's squared pixel distance to the generator's
+                                  # image of w_s + gain · (w_t − w_s) (needs `target_latents`)
     first_last: float = 0.0       # the official code's λ_w_reg: MSE between the first and the last frame's codes
                                   # (0: off, as the paper; docs/FIDELITY.md)
     contrastive_form: str = "paper"  # "paper": eq. 11 (cross-entropy); "official": the official code's
@@ -179,8 +181,10 @@ class TrainConfig:
         if not self.loss.target >= 0 or self.loss.target_form not in ("w", "direction"):
             raise FaceanimError("loss.target must be ≥ 0 (0 = off) and loss.target_form 'w' or 'direction', got "
                                 f"{self.loss.target!r}, {self.loss.target_form!r}")
-        if self.loss.target and not (self.target_latents and self.mode == "latent"):
-            raise FaceanimError("loss.target needs `target_latents` (e.g. toonface) and latent mode: the targets "
+        if not self.loss.target_pixels >= 0:
+            raise FaceanimError(f"loss.target_pixels must be ≥ 0 (0 = off), got {self.loss.target_pixels}")
+        if (self.loss.target or self.loss.target_pixels) and not (self.target_latents and self.mode == "latent"):
+            raise FaceanimError("loss.target and loss.target_pixels need `target_latents` (e.g. toonface) and latent mode: the targets "
                                 "are computed from the sampled faces' z")
         if not self.loss.directional >= 0:
             raise FaceanimError(f"loss.directional must be ≥ 0 (0 = off), got {self.loss.directional}")

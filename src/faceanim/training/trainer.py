@@ -72,8 +72,8 @@ class Trainer:
                 self.region_masks = get_region_masks(config.region_masks)
             except ValueError as exc:
                 raise FaceanimError(str(exc)) from None
-        self.target_latents = None  # where each prompt should take a face (loss.target)
-        if config.target_latents and "target" in loss.active:
+        self.target_latents = None  # where each prompt should take a face (loss.target, loss.target_pixels)
+        if config.target_latents and ("target" in loss.active or "target_pixels" in loss.active):
             from faceanim.data.targets import get_target_latents
 
             try:
@@ -158,9 +158,13 @@ class Trainer:
             else:
                 with torch.no_grad():
                     source = resize_area(self.render(out.w_s.detach()), size)
+        target_images = None
+        if "target_pixels" in self.loss.active and batch.get("targets") is not None:
+            with torch.no_grad():  # the generator's image of where each prompt should take its face
+                target_images = self.render(self.loss.target.aim(out.w_s.detach(), batch["targets"][0]))
         views = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank + 7_919)
         return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, rng=views, regions=batch.get("regions"),
-                         targets=batch.get("targets"))
+                         targets=batch.get("targets"), target_images=target_images)
 
     def _anchored(self, out):
         """With ``anchor_first_frame``, w⁽ⁱ⁾ − w⁽¹⁾ + w_s: the motion must come from frames 2…T, not from a jump at
