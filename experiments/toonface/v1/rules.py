@@ -120,7 +120,8 @@ RUNS_M = {"m2": ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1"),
           "m11d": ("m11_u_s0",),            # diagnostic, never a candidate: the target term alone (no contrastive)
           "m12": ("m12_v_s0", "m12_w_s0"),  # form w, λ 100, gain 1.5; contrastive 0.5 / 0.05
           "m12d": ("m12_x_s0",),            # diagnostic: the same without the contrastive term
-          "m13": ("m13_y_s0", "m13_z_s0")}  # M12's w with the target image term (λ 100); gain 1.5 / 1.25
+          "m13": ("m13_y_s0", "m13_z_s0"),  # M12's w with the target image term (λ 100); gain 1.5 / 1.25
+          "m14": ("m14_a_s0", "m14_b_s0")}  # M13's z with λ_px 300; and with loss.outside 100
 WORK_MIN = 0.70                   # a key works when its success reaches this …
 EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
 SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
