@@ -121,7 +121,10 @@ RUNS_M = {"m2": ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1"),
           "m12": ("m12_v_s0", "m12_w_s0"),  # form w, λ 100, gain 1.5; contrastive 0.5 / 0.05
           "m12d": ("m12_x_s0",),            # diagnostic: the same without the contrastive term
           "m13": ("m13_y_s0", "m13_z_s0"),  # M12's w with the target image term (λ 100); gain 1.5 / 1.25
-          "m14": ("m14_a_s0", "m14_b_s0")}  # M13's z with λ_px 300; and with loss.outside 100
+          "m14": ("m14_a_s0", "m14_b_s0"),  # M13's z with λ_px 300; and with loss.outside 100
+          "m15": ("m15_e_s1", "m15_f_s0")}  # M13's z on seed 1; M13's z at gain 1.4 (paired eye reference)
+# rules whose eye reference is the generator's own change on the same faces (round14/paired_reference.py)
+PAIRED = {"m15"}
 WORK_MIN = 0.70                   # a key works when its success reaches this …
 EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
 SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
@@ -137,11 +140,19 @@ def _ci(vals: list[float]) -> tuple[float, float, float]:
     return bootstrap_ci(vals)
 
 
-def score_run2(results: Path) -> dict:
+def eye_reference(tag: str, faces: str) -> Path:
+    """The generator's own eye change per key that rule ``tag`` compares with on ``faces`` (sel32 | report64):
+    rules M2–M14 use round 12's (other faces); rule M15 on, the same faces (round14/paired_reference.py)."""
+    if tag in PAIRED:
+        return HERE / "round14" / f"generator_eye_change_{faces}.json"
+    return HERE / "round12" / "generator_eye_change.json"
+
+
+def score_run2(results: Path, gen_ref_file: Path | None = None) -> dict:
     """Per key: success, eye changes (minus the generator's own and the renderer's own), working or not; the
     supported set S and the figures over S's videos."""
     videos = [v for v in json.loads(results.read_text())["videos"] if v["method"] == "ours"]
-    gen_ref = json.loads((HERE / "round12" / "generator_eye_change.json").read_text())
+    gen_ref = json.loads((gen_ref_file or HERE / "round12" / "generator_eye_change.json").read_text())
     ren_ref = json.loads((HERE / "renderer_eye_change.json").read_text())
     keys = list(dict.fromkeys(v["key"] for v in videos))
     per = {}
@@ -167,7 +178,7 @@ def score_run2(results: Path) -> dict:
 
 def rule_motion2(runs: Path, tag: str = "m2") -> dict:
     names = RUNS_M[tag]
-    scores = {r: score_run2(runs / r / "sel32" / "results.json") for r in names
+    scores = {r: score_run2(runs / r / "sel32" / "results.json", eye_reference(tag, "sel32")) for r in names
               if (runs / r / "sel32" / "results.json").is_file()}
     if len(scores) < len(names):
         print(f"only {sorted(scores)} are scored; the rule waits for all of {list(names)}")
@@ -205,7 +216,7 @@ def ship2(runs: Path, tag: str = "m2") -> dict:
         print("no candidate: nothing ships")
         return {"ships": False}
     S = sel["scores"][chosen]["supported"]
-    rep = score_run2(runs / chosen / "report64" / "results.json")
+    rep = score_run2(runs / chosen / "report64" / "results.json", eye_reference(tag, "report64"))
     K = [k for k in S if rep["per_key"][k]["working"]]
     videos = [v for v in json.loads((runs / chosen / "report64" / "results.json").read_text())["videos"]
               if v["method"] == "ours" and v["key"] in K]
@@ -220,7 +231,7 @@ def ship2(runs: Path, tag: str = "m2") -> dict:
         and out["off_target"][0] <= REPORT_OFF_TARGET_MAX and out["drift"][0] <= REPORT_DRIFT_MAX
     print(f"run {chosen}: S on the selection faces = {', '.join(S)}")
     print("\n| key | success | eye size Δ (generator's own) | iris colour Δ (generator's own) | working |\n|---|---|---|---|---|")
-    gen_ref = json.loads((HERE / "round12" / "generator_eye_change.json").read_text())
+    gen_ref = json.loads(eye_reference(tag, "report64").read_text())
     for k, p in rep["per_key"].items():
         print(f"| {k} | {p['success']:.3f} | {p['eye_size']:+.3f} ({gen_ref[k][0]:+.3f}) | "
               f"{p['eye_colour']:+.3f} ({gen_ref[k][1]:+.3f}) | {'✓' if p['working'] else ''}{' (in S)' if k in S else ''} |")
