@@ -19,6 +19,7 @@
 #        | round23 | rule-m13 | report13 | ship13   (seeds.md rule M13: the target image term)
 #        | round24 | rule-m14 | report14 | ship14   (seeds.md rule M14: λ_px 300; with the outside term)
 #        | round25 | rule-m15 | report15 | ship15   (seeds.md rule M15: paired eye reference; seed 1, gain 1.4)
+#        | round26 | rule-m16 | report16 | ship16   (seeds.md rule M16: seeds 2 and 3; ships with ≥ 6 keys)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -279,6 +280,16 @@ round25() {  # the two runs of rule M15 at once (one thread each): M13's z recip
   wait
 }
 
+target_job() {  # rules M15-M16: M13's z recipe (the target terms, contrastive 0.05); $1 run name, $2 seed, $3 gain
+  variant_job "$RUNS/$1" "$2" --set target_latents=toonface --set loss.target_form=w --set loss.target=100 \
+    --set loss.contrastive=0.05 --set loss.target_pixels=100 --set loss.target_gain="$3"
+}
+
+round26() {  # the two runs of rule M16 at once (one thread each)
+  export_v03
+  target_job m16_g_s2 2 1.25 & target_job m16_h_s3 3 1.25 & wait
+}
+
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces
   local chosen tag=${1:-m2}
   chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_$tag.json")
@@ -307,10 +318,10 @@ for phase in $phases; do
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     pilot3) pilot3 ;;
-    round12 | round13 | round14 | round15 | round16 | round17 | round18 | round19 | round20 | round21 | round22 | round23 | round24 | round25) "$phase" ;;
-    rule-m[2-9] | rule-m1[0-5] | rule-m1[12]d) python experiments/toonface/v1/rules.py "motion${phase#rule-m}" "$RUNS" | tee "$RUNS/selection_m${phase#rule-m}.md" ;;
-    report[2-9] | report1[0-5]) report2 "m${phase#report}" ;;
-    ship[2-9] | ship1[0-5]) python experiments/toonface/v1/rules.py "ship${phase#ship}" "$RUNS" | tee "$RUNS/ship_m${phase#ship}.md" ;;
+    round12 | round13 | round14 | round15 | round16 | round17 | round18 | round19 | round20 | round21 | round22 | round23 | round24 | round25 | round26) "$phase" ;;
+    rule-m[2-9] | rule-m1[0-6] | rule-m1[12]d) python experiments/toonface/v1/rules.py "motion${phase#rule-m}" "$RUNS" | tee "$RUNS/selection_m${phase#rule-m}.md" ;;
+    report[2-9] | report1[0-6]) report2 "m${phase#report}" ;;
+    ship[2-9] | ship1[0-6]) python experiments/toonface/v1/rules.py "ship${phase#ship}" "$RUNS" | tee "$RUNS/ship_m${phase#ship}.md" ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
