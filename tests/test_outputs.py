@@ -380,3 +380,29 @@ def test_weights_checkpoints_and_latents_get_the_usual_file_mode(tmp_path):
                save_latents(torch.zeros(3, G.num_ws, G.w_dim), tmp_path / "codes.safetensors")]
     for path in written:
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~_umask(), path
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_signal_while_the_temporary_is_created_leaves_nothing(tmp_path, monkeypatch, kind):
+    """A signal that arrives while atomic_path / atomic_dir creates its temporary waits for the critical section
+    and is raised when it ends; the temporary must still be removed (CI once found `.x.gif.*.gif` left behind)."""
+    import signal
+    import tempfile
+
+    from faceanim.utils import interrupts
+    from faceanim.utils.io import atomic_dir, atomic_path
+
+    name = "mkstemp" if kind == "file" else "mkdtemp"
+    real = getattr(tempfile, name)
+
+    def create_then_signal(*args, **kwargs):  # SIGTERM just after the temporary exists, as the CI test sends it
+        made = real(*args, **kwargs)
+        interrupts._handler(signal.SIGTERM, None)
+        return made
+
+    monkeypatch.setattr(tempfile, name, create_then_signal)
+    opened = []
+    with pytest.raises(interrupts.Interrupted):
+        with (atomic_path if kind == "file" else atomic_dir)(tmp_path / "x.gif") as tmp:
+            opened.append(tmp)
+    assert opened == [] and list(tmp_path.iterdir()) == []

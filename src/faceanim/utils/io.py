@@ -40,16 +40,18 @@ def atomic_path(dst: str | os.PathLike, suffix: str | None = None) -> Iterator[P
         raise FaceanimError(f"output folder does not exist: {parent}")
     if not os.access(parent, os.W_OK):
         raise FaceanimError(f"output folder is not writable: {parent}")
-    with critical():  # a signal between creating the file and the try below would leave it behind
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix or dst.suffix or ".tmp", dir=parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        # a signal while the file is being created waits until tmp_path names it, and is raised inside this try
+        with critical():
+            fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix or dst.suffix or ".tmp", dir=parent)
+            os.close(fd)
+            tmp_path = Path(tmp)
         yield tmp_path
         _usual_mode(tmp_path)
         os.replace(tmp_path, dst)
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 
@@ -65,9 +67,10 @@ def atomic_dir(dst: str | os.PathLike) -> Iterator[Path]:
         raise FaceanimError(f"output folder does not exist: {parent}")
     if dst.exists() and not dst.is_dir():
         raise FaceanimError(f"output exists and is not a folder: {dst}")
-    with critical():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=parent))
+    tmp: Path | None = None
     try:
+        with critical():  # as in atomic_path: a signal here is raised once tmp names the folder
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=parent))
         yield tmp
         _usual_mode(tmp)
         with critical():  # the swap is all or nothing
@@ -79,7 +82,7 @@ def atomic_dir(dst: str | os.PathLike) -> Iterator[Path]:
             else:
                 os.replace(tmp, dst)
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             _rmtree(tmp)
 
 
