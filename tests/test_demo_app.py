@@ -200,6 +200,29 @@ def test_server_settings_and_cache_policy(tmp_path, monkeypatch):
         assert not old.parent.exists() and not fresh.exists()
         assert server.temp_files() == [server.static_dir / "seed-0.png"]  # the page's own files stay
         assert server.kept_files() == {(server.static_dir / "seed-0.png").resolve()}
+        # a running request's folder is never pruned, however long it runs; it counts as new when it ends
+        with server.output_dir() as running:
+            (running / "v.mp4").write_bytes(b"video")
+            past = time.time() - 500
+            os.utime(running, (past, past))
+            server.prune(now=time.time() + 1000)
+            assert running.exists()
+        server.prune()
+        assert running.exists()
+        # Gradio keeps one copy per content: an identical animation returned now gets the old, long-dated copy,
+        # which must live as long as an output folder that holds the same file
+        copy = server.cache_dir / "hash-of-v" / "v.mp4"
+        copy.parent.mkdir()
+        copy.write_bytes(b"video")
+        os.utime(copy, (past, past))
+        other = server.cache_dir / "hash-of-w" / "v.mp4"  # same name, other content
+        other.parent.mkdir()
+        other.write_bytes(b"other video")
+        os.utime(other, (past, past))
+        server.prune()
+        assert copy.exists() and not other.exists()
+        server.prune(now=time.time() + 1000)
+        assert not running.exists() and not copy.exists()
         root = server.root
     finally:
         server.close()

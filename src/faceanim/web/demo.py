@@ -452,20 +452,21 @@ def build_app(engine: DemoEngine, server: "WebServer") -> "gr.Blocks":
         req = DemoRequest(prompts=[p1, p2, p3, p4], bundle=bundle, source=source,
                           seed=0 if seed is None else seed, photo=photo, aligned_crop=bool(aligned_crop),
                           strength=strength, frames=frames, fps=fps, ping_pong=bool(ping_pong), compare=bool(compare))
-        out_dir = server.new_output_dir()
-        try:
-            result = engine.animate(req, out_dir, progress=lambda f, msg: progress(f, desc=msg))
-        except FaceanimError as exc:
-            raise gr.Error(str(exc).splitlines()[0] if str(exc) else "bad input", print_exception=False) from None
-        except MemoryError:
-            raise gr.Error("out of memory: try fewer frames or prompts", print_exception=False) from None
-        except Exception as exc:  # one line on the page; the traceback stays in the server log
-            traceback.print_exc()
-            first_line = (str(exc).splitlines() or [""])[0][:200]
-            raise gr.Error(f"internal error: {type(exc).__name__}: {first_line}", print_exception=False) from None
-        return (str(result.video), [str(p) for p in result.files], _image_file(result.face, out_dir / "face.png"),
-                _image_file(result.reconstruction, out_dir / "reconstruction.png"), result.note_text(),
-                result.timing_text())
+        with server.output_dir() as out_dir:  # not pruned while this request runs
+            try:
+                result = engine.animate(req, out_dir, progress=lambda f, msg: progress(f, desc=msg))
+            except FaceanimError as exc:
+                raise gr.Error(str(exc).splitlines()[0] if str(exc) else "bad input", print_exception=False) from None
+            except MemoryError:
+                raise gr.Error("out of memory: try fewer frames or prompts", print_exception=False) from None
+            except Exception as exc:  # one line on the page; the traceback stays in the server log
+                traceback.print_exc()
+                first_line = (str(exc).splitlines() or [""])[0][:200]
+                raise gr.Error(f"internal error: {type(exc).__name__}: {first_line}", print_exception=False) from None
+            return (str(result.video), [str(p) for p in result.files],
+                    _image_file(result.face, out_dir / "face.png"),
+                    _image_file(result.reconstruction, out_dir / "reconstruction.png"), result.note_text(),
+                    result.timing_text())
 
     galleries: dict[str, list[tuple[str, str]]] = {}
     lock = threading.Lock()

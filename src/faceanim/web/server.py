@@ -15,6 +15,7 @@ Import order matters: :class:`WebServer` sets the environment before Gradio is i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -26,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from faceanim.errors import FaceanimError
 from faceanim.utils.images import MAX_IMAGE_PIXELS
@@ -119,6 +120,17 @@ def check_upload(path: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES,
         raise FaceanimError(str(exc).replace(os.fspath(path), name)) from None
 
 
+def _names_and_sizes(folder: Path) -> set[tuple[str, int]]:
+    """(name, size) of the files directly in ``folder`` (none if it vanished meanwhile)."""
+    out = set()
+    with contextlib.suppress(OSError):
+        for f in folder.iterdir():
+            with contextlib.suppress(OSError):
+                if f.is_file():
+                    out.add((f.name, f.stat().st_size))
+    return out
+
+
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
     """(files, folders) under ``root``, folders deepest first. Entries that Gradio or the janitor remove during the
     walk are skipped (``Path.rglob`` raised FileNotFoundError when a folder vanished under it)."""
@@ -158,6 +170,7 @@ class WebServer:
         self._stop = threading.Event()
         self._janitor: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._active: set[Path] = set()  # output folders of requests still running: never pruned
 
     # -- building --------------------------------------------------------------------------------------------------
     def blocks_kwargs(self) -> dict:
@@ -172,6 +185,22 @@ class WebServer:
         self.prune()
         return d
 
+    @contextlib.contextmanager
+    def output_dir(self) -> Iterator[Path]:
+        """A fresh output folder for one request, never pruned while the request runs (a queued request can take
+        longer than ``cache_seconds``), and counted as new again when it ends: Gradio copies the returned files
+        into its cache right after."""
+        d = self.new_output_dir()
+        with self._lock:
+            self._active.add(d)
+        try:
+            yield d
+        finally:
+            with contextlib.suppress(OSError):
+                os.utime(d)
+            with self._lock:
+                self._active.discard(d)
+
     def kept_files(self) -> set[Path]:
         """Files pruning never removes: ``static_dir``'s, and Gradio's copies of the components' initial values
         (a gallery shown at page load: without them every page opened after ``cache_seconds`` had broken images)."""
@@ -183,26 +212,36 @@ class WebServer:
         return kept
 
     def prune(self, now: float | None = None) -> int:
-        """Delete output folders older than ``cache_seconds`` (and the oldest beyond ``keep_outputs``), and files
-        of Gradio's cache older than ``cache_seconds`` except :meth:`kept_files`; returns how many entries went."""
+        """Delete output folders older than ``cache_seconds`` (and the oldest beyond ``keep_outputs``) except those
+        of running requests, and files of Gradio's cache older than ``cache_seconds`` except :meth:`kept_files` and
+        the copies of outputs still kept (same name and size: Gradio copies a file only once per content, so a
+        request that returns an animation identical to an old one gets the old, long-dated copy); returns how many
+        entries went."""
         now = time.time() if now is None else now
         age = self.config.cache_seconds
         removed = 0
         kept = self.kept_files()
         with self._lock:
-            folders = sorted((p for p in self.outputs_dir.iterdir() if p.is_dir()), key=lambda p: p.name)
+            folders = sorted((p for p in self.outputs_dir.iterdir() if p.is_dir() and p not in self._active),
+                             key=lambda p: p.name)
             excess = max(0, len(folders) - self.config.keep_outputs)
+            live: set[tuple[str, int]] = set()  # (name, size) of the files of the output folders that stay
             for i, d in enumerate(folders):
                 try:
                     if i < excess or now - d.stat().st_mtime > age:
                         shutil.rmtree(d, ignore_errors=True)
                         removed += 1
+                        continue
                 except FileNotFoundError:
-                    pass
+                    continue
+                live.update(_names_and_sizes(d))
+            for d in list(self._active):
+                live.update(_names_and_sizes(d))
             files, folders = _walk(self.cache_dir)
             for f in files:
                 try:
-                    if now - f.stat().st_mtime > age and f.resolve() not in kept:
+                    if now - f.stat().st_mtime > age and f.resolve() not in kept \
+                            and (f.name, f.stat().st_size) not in live:
                         f.unlink()
                         removed += 1
                 except FileNotFoundError:
