@@ -253,41 +253,32 @@ round22() {  # the three runs of rule M12 at once (one thread each); m12_x_s0 is
   wait
 }
 
-round23() {  # the two runs of rule M13 at once (one thread each): M12's w recipe with the target image term
-  export_v03
-  local t=(--set target_latents=toonface --set loss.target_form=w --set loss.target=100 --set loss.contrastive=0.05
-           --set loss.target_pixels=100)
-  variant_job "$RUNS/m13_y_s0" 0 "${t[@]}" --set loss.target_gain=1.5 &
-  variant_job "$RUNS/m13_z_s0" 0 "${t[@]}" --set loss.target_gain=1.25 &
-  wait
+target_job() {  # rules M13-M16: M12's w recipe with the target image term (contrastive 0.05, λ_t 100); $1 run name,
+  local run=$1 seed=$2 gain=$3 px=$4   # $2 seed, $3 gain, $4 λ_px, $5… more options
+  shift 4
+  variant_job "$RUNS/$run" "$seed" --set target_latents=toonface --set loss.target_form=w --set loss.target=100 \
+    --set loss.contrastive=0.05 --set loss.target_pixels="$px" --set loss.target_gain="$gain" "$@"
 }
 
-round24() {  # the two runs of rule M14 at once (one thread each): M13's z recipe with λ_px 300
+round23() {  # the two runs of rule M13 at once (one thread each): gain 1.5 and 1.25
   export_v03
-  local t=(--set target_latents=toonface --set loss.target_form=w --set loss.target=100 --set loss.contrastive=0.05
-           --set loss.target_gain=1.25 --set loss.target_pixels=300)
-  variant_job "$RUNS/m14_a_s0" 0 "${t[@]}" &
-  variant_job "$RUNS/m14_b_s0" 0 "${t[@]}" --set region_masks=toonface --set loss.outside=100 &
+  target_job m13_y_s0 0 1.5 100 & target_job m13_z_s0 0 1.25 100 & wait
+}
+
+round24() {  # the two runs of rule M14 at once (one thread each): M13's z recipe with λ_px 300, and the outside term
+  export_v03
+  target_job m14_a_s0 0 1.25 300 & target_job m14_b_s0 0 1.25 300 --set region_masks=toonface --set loss.outside=100 &
   wait
 }
 
 round25() {  # the two runs of rule M15 at once (one thread each): M13's z recipe on seed 1, and at gain 1.4
   export_v03
-  local t=(--set target_latents=toonface --set loss.target_form=w --set loss.target=100 --set loss.contrastive=0.05
-           --set loss.target_pixels=100)
-  variant_job "$RUNS/m15_e_s1" 1 "${t[@]}" --set loss.target_gain=1.25 &
-  variant_job "$RUNS/m15_f_s0" 0 "${t[@]}" --set loss.target_gain=1.4 &
-  wait
-}
-
-target_job() {  # rules M15-M16: M13's z recipe (the target terms, contrastive 0.05); $1 run name, $2 seed, $3 gain
-  variant_job "$RUNS/$1" "$2" --set target_latents=toonface --set loss.target_form=w --set loss.target=100 \
-    --set loss.contrastive=0.05 --set loss.target_pixels=100 --set loss.target_gain="$3"
+  target_job m15_e_s1 1 1.25 100 & target_job m15_f_s0 0 1.4 100 & wait
 }
 
 round26() {  # the two runs of rule M16 at once (one thread each)
   export_v03
-  target_job m16_g_s2 2 1.25 & target_job m16_h_s3 3 1.25 & wait
+  target_job m16_g_s2 2 1.25 100 & target_job m16_h_s3 3 1.25 100 & wait
 }
 
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces

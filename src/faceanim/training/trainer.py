@@ -91,12 +91,13 @@ class Trainer:
         prompts = [self._wording(i, step, slot) for slot, i in enumerate(prompt_idx)]
         if self.cfg.mode == "latent":
             batch = {"prompts": prompts, "w_source": self.source.codes(items).to(self.device)}
-            if self.region_masks is not None:  # each prompt's region on its face (the prompt's first wording)
-                masks = self.region_masks(self.source.z(items), [self.wordings[i][0] for i in prompt_idx],
-                                          self.G.img_resolution)
-                batch["regions"] = masks.to(self.device)
-            if self.target_latents is not None:  # each prompt's target code on its face (its first wording)
-                z_target, known = self.target_latents(self.source.z(items), [self.wordings[i][0] for i in prompt_idx])
+            if self.region_masks is None and self.target_latents is None:
+                return batch
+            z, first = self.source.z(items), [self.wordings[i][0] for i in prompt_idx]  # each prompt's first wording
+            if self.region_masks is not None:  # each prompt's region on its face
+                batch["regions"] = self.region_masks(z, first, self.G.img_resolution).to(self.device)
+            if self.target_latents is not None:  # each prompt's target code on its face
+                z_target, known = self.target_latents(z, first)
                 batch["targets"] = (self.source.codes_of(z_target).to(self.device), known.to(self.device))
             return batch
         samples = [self.source[i] for i in items]
