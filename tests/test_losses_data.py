@@ -177,6 +177,11 @@ def test_target_latent_loss_against_hand_values():
     # gain 1.5: the pull goes to w_s + 1.5 (w_t − w_s): (0,0 | 0,3) and (3,0 | 3,0), which video 1 reaches
     assert TargetLatentLoss("w", gain=1.5)(ws, w_s, w_t, known).item() == pytest.approx(((1 + 9) / 4 + 0) / 2)
     assert TargetLatentLoss("direction", gain=1.5)(ws, w_s, w_t, known).item() == pytest.approx(d.item())
+    # one gain per video replaces the module's: video 0 at 0.5 → (0,0 | 0,1), video 1 at 1.5 (reached)
+    per_video = TargetLatentLoss("w", gain=7.0)(ws, w_s, w_t, known, torch.tensor([0.5, 1.5, 9.0]))
+    assert per_video.item() == pytest.approx(((1 + 1) / 4 + 0) / 2)
+    aimed = TargetLatentLoss("w").aim(w_s, w_t, torch.tensor([0.5, 1.5, 2.0]))
+    assert torch.equal(aimed[0, 1], torch.tensor([0.0, 1.0])) and torch.equal(aimed[1, 0], torch.tensor([3.0, 0.0]))
     with pytest.raises(ValueError, match="gain"):
         TargetLatentLoss("w", gain=0.0)
     with pytest.raises(ValueError, match="target form"):
@@ -186,6 +191,9 @@ def test_target_latent_loss_against_hand_values():
     assert loss.pixel_frames(4) == [] and loss.active == {"target": 2.0}  # reads no pixels
     total, terms = loss(ws, w_s, {}, ["a", "b", "c"], targets=(w_t, known))
     assert terms["target"].item() == pytest.approx(d.item()) and total.item() == pytest.approx(2 * d.item())
+    loss_w = AnimationLoss(LossWeights(contrastive=0.0, lpips=0.0, w_reg=0.0, path_reg=0.0, target=1.0))
+    _, terms = loss_w(ws, w_s, {}, ["a", "b", "c"], targets=(w_t, known, torch.tensor([0.5, 1.5, 9.0])))
+    assert terms["target"].item() == pytest.approx(per_video.item())  # the targets' third part: per-video gains
     with pytest.raises(ValueError, match="target codes"):
         loss(ws, w_s, {}, ["a", "b", "c"])
 

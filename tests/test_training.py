@@ -208,8 +208,9 @@ def test_target_term_pulls_towards_a_plugins_target_latents(tmp_path):
                                                 target_latents="test-negated", loss={"target": 5.0}))
         trainer = build_trainer(cfg)
         batch = trainer._batch(0)
-        w_target, known = batch["targets"]
+        w_target, known, gain = batch["targets"]
         items, prompt_idx = trainer.sampler.batch(0)
+        assert gain.tolist() == [1.0] * len(prompt_idx)  # no per-prompt gains: loss.target_gain for every video
         expect = trainer.source.codes_of(-trainer.source.z(items))  # the generator's code of the target z
         assert torch.allclose(w_target, expect) and known.tolist() == [trainer.prompts[i] != "old" for i in prompt_idx]
         assert not torch.allclose(w_target, batch["w_source"])
@@ -220,7 +221,8 @@ def test_target_term_pulls_towards_a_plugins_target_latents(tmp_path):
         (tmp_path / "px").mkdir()
         cfg = TrainConfig.from_yaml(tiny_config(tmp_path / "px", steps=1, checkpoint_every=1, prompts=prompts,
                                                 target_latents="test-negated",
-                                                loss={"target_pixels": 2.0, "target_gain": 1.5}))
+                                                loss={"target_pixels": 2.0, "target_gain": 1.5,
+                                                      "target_gains": {"crying": 0.5, "old": 3.0}}))
         trainer = build_trainer(cfg)
         seen_images = []
         original = trainer.loss.target_pixels.forward
@@ -228,11 +230,22 @@ def test_target_term_pulls_towards_a_plugins_target_latents(tmp_path):
             last, images, known)
         trainer.train()
         assert "target_pixels" in trainer.history[0] and "target" not in trainer.history[0]
-        w_target = trainer._batch(0)["targets"][0]
+        w_target, _, gain = trainer._batch(0)["targets"]
         w_s = trainer._batch(0)["w_source"]
+        _, prompt_idx = trainer.sampler.batch(0)
+        names = [trainer.prompts[i] for i in prompt_idx]
+        assert "crying" in names or "old" in names  # the check below reads a per-prompt gain
+        expect_gain = [{"crying": 0.5, "old": 3.0}.get(n, 1.5) for n in names]  # per prompt, else target_gain
+        assert gain.tolist() == expect_gain
         with torch.no_grad():
-            expect = trainer.G.synthesis(w_s + 1.5 * (w_target - w_s), noise_mode="const")
+            g = torch.tensor(expect_gain).reshape(-1, 1, 1)
+            expect = trainer.G.synthesis(w_s + g * (w_target - w_s), noise_mode="const")
         assert torch.allclose(seen_images[0], expect, atol=1e-5)
+        (tmp_path / "bad").mkdir()
+        with pytest.raises(FaceanimError, match="'grinning' is not a prompt's first wording"):
+            build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path / "bad", prompts=prompts,
+                                                            target_latents="test-negated",
+                                                            loss={"target": 1.0, "target_gains": {"grinning": 2.0}})))
     finally:
         TARGET_LATENTS.pop("test-negated")
     with pytest.raises(FaceanimError, match="loss.target and loss.target_pixels need `target_latents`"):
@@ -243,6 +256,9 @@ def test_target_term_pulls_towards_a_plugins_target_latents(tmp_path):
         TrainConfig.from_dict({"mode": "latent", "target_latents": "x", "loss": {"target": 1.0, "target_form": "z"}})
     with pytest.raises(FaceanimError, match="loss.target_gain must be > 0"):
         TrainConfig.from_dict({"mode": "latent", "target_latents": "x", "loss": {"target": 1.0, "target_gain": 0}})
+    with pytest.raises(FaceanimError, match="loss.target_gains must map prompts"):
+        TrainConfig.from_dict({"mode": "latent", "target_latents": "x",
+                               "loss": {"target": 1.0, "target_gains": {"smiling": -1}}})
     with pytest.raises(FaceanimError, match="unknown target latents 'nowhere'"):
         build_trainer(TrainConfig.from_yaml(tiny_config(tmp_path, target_latents="nowhere", loss={"target": 1.0})))
 

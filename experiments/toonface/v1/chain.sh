@@ -20,6 +20,7 @@
 #        | round24 | rule-m14 | report14 | ship14   (seeds.md rule M14: λ_px 300; with the outside term)
 #        | round25 | rule-m15 | report15 | ship15   (seeds.md rule M15: paired eye reference; seed 1, gain 1.4)
 #        | round26 | rule-m16 | report16 | ship16   (seeds.md rule M16: seeds 2 and 3; ships with ≥ 6 keys)
+#        | round27 | rule-m17 | report17 | ship17   (seeds.md rule M17: one target gain per prompt; seeds 1 and 2)
 # (default: generator rule-g seeds select rule-m; rounds 2 and 3 of the generator, seeds.md rules G2/G3, and the
 # pilot of G3 run only when named). SEEDS="0 1" limits the seeds;
 # THREADS (default 1) is OMP_NUM_THREADS of each job. Weights stay under RUNS (git-ignored).
@@ -281,6 +282,15 @@ round26() {  # the two runs of rule M16 at once (one thread each)
   target_job m16_g_s2 2 1.25 100 & target_job m16_h_s3 3 1.25 100 & wait
 }
 
+# rule M17's per-prompt gains (seeds.md; the rest keep loss.target_gain 1.25)
+M17_GAINS="loss.target_gains={'smiling': 1.0, 'winking': 2.0, 'going grey': 1.0, 'tilting head to the left': 1.0, \
+'tilting head to the right': 1.0}"
+
+round27() {  # the two runs of rule M17 at once (one thread each): M13's z recipe with one gain per prompt
+  export_v03
+  target_job m17_i_s1 1 1.25 100 --set "$M17_GAINS" & target_job m17_j_s2 2 1.25 100 --set "$M17_GAINS" & wait
+}
+
 report2() {  # rule M2's (or, with $1 = m3, M3's) candidate on the 64 report faces
   local chosen tag=${1:-m2}
   chosen=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" "$RUNS/selection_$tag.json")
@@ -309,10 +319,10 @@ for phase in $phases; do
     seeds) for s in $SEEDS; do seed_run "$s"; done ;;
     select) for s in $SEEDS; do select_seed "$s"; done ;;
     pilot3) pilot3 ;;
-    round12 | round13 | round14 | round15 | round16 | round17 | round18 | round19 | round20 | round21 | round22 | round23 | round24 | round25 | round26) "$phase" ;;
-    rule-m[2-9] | rule-m1[0-6] | rule-m1[12]d) python experiments/toonface/v1/rules.py "motion${phase#rule-m}" "$RUNS" | tee "$RUNS/selection_m${phase#rule-m}.md" ;;
-    report[2-9] | report1[0-6]) report2 "m${phase#report}" ;;
-    ship[2-9] | ship1[0-6]) python experiments/toonface/v1/rules.py "ship${phase#ship}" "$RUNS" | tee "$RUNS/ship_m${phase#ship}.md" ;;
+    round12 | round13 | round14 | round15 | round16 | round17 | round18 | round19 | round20 | round21 | round22 | round23 | round24 | round25 | round26 | round27) "$phase" ;;
+    rule-m[2-9] | rule-m1[0-7] | rule-m1[12]d) python experiments/toonface/v1/rules.py "motion${phase#rule-m}" "$RUNS" | tee "$RUNS/selection_m${phase#rule-m}.md" ;;
+    report[2-9] | report1[0-7]) report2 "m${phase#report}" ;;
+    ship[2-9] | ship1[0-7]) python experiments/toonface/v1/rules.py "ship${phase#ship}" "$RUNS" | tee "$RUNS/ship_m${phase#ship}.md" ;;
     rule-m) python experiments/toonface/v1/rules.py motion "$RUNS" | tee "$RUNS/selection.md" ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac

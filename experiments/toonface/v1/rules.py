@@ -123,14 +123,15 @@ RUNS_M = {"m2": ("m2_a_s0", "m2_b_s0", "m2_a_s1", "m2_b_s1"),
           "m13": ("m13_y_s0", "m13_z_s0"),  # M12's w with the target image term (λ 100); gain 1.5 / 1.25
           "m14": ("m14_a_s0", "m14_b_s0"),  # M13's z with λ_px 300; and with loss.outside 100
           "m15": ("m15_e_s1", "m15_f_s0"),  # M13's z on seed 1; M13's z at gain 1.4 (paired eye reference)
-          "m16": ("m16_g_s2", "m16_h_s3")}  # M13's z on seeds 2 and 3; ships with ≥ 6 kept keys
+          "m16": ("m16_g_s2", "m16_h_s3"),  # M13's z on seeds 2 and 3; ships with ≥ 6 kept keys
+          "m17": ("m17_i_s1", "m17_j_s2")}  # M13's z with one target gain per prompt, seeds 1 and 2
 # rules whose eye reference is the generator's own change on the same faces (round14/paired_reference.py)
-PAIRED = {"m15", "m16"}
+PAIRED = {"m15", "m16", "m17"}
 WORK_MIN = 0.70                   # a key works when its success reaches this …
 EYE_MAX_M2 = 0.08                 # … and both eye changes lie within this of the generator's own change for the key
 SUPPORT_MEAN = 0.85               # over the supported keys' videos: mean success, and the bounds below
 SHIP_KEYS_MIN = 7                 # v0.5 lists 7 prompts
-SHIP_KEYS_MIN_BY_TAG = {"m16": 6}  # rule M16: every offered prompt works, at least six (seeds.md)
+SHIP_KEYS_MIN_BY_TAG = {"m16": 6, "m17": 6}  # rule M16: every offered prompt works, at least six (seeds.md)
 REPORT_OFF_TARGET_MAX, REPORT_DRIFT_MAX = 0.023, 0.099   # the issue's targets (v0.5 on the report faces)
 HERE = Path(__file__).parent
 

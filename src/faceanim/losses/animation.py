@@ -100,13 +100,13 @@ class AnimationLoss(nn.Module):
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, frames: dict[int, torch.Tensor], prompts: list[str],
                 source: torch.Tensor | None = None, rng: torch.Generator | None = None,
                 regions: torch.Tensor | None = None,
-                targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+                targets: tuple[torch.Tensor, ...] | None = None,
                 target_images: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """ws ``[B, T, num_ws, w_dim]``; w_s ``[B, num_ws, w_dim]``; frames: index → ``[B, 3, H, W]`` for the
         indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS);
         ``rng``: draws the contrastive term's random views, if it uses any; regions: each prompt's region mask
         ``[B, 1, h, w]`` (needed by the outside-region term); targets: (w_target ``[B, num_ws, w_dim]``, known
-        ``[B]``), each prompt's target code on its face (needed by the target terms); target_images: the generator's
+        ``[B]``[, gain ``[B]``: each video's target gain]), each prompt's target code on its face (needed by the target terms); target_images: the generator's
         images of the aimed codes ``[B, 3, H, W]`` (:meth:`TargetLatentLoss.aim`; needed by the target image term)."""
         active = self.active
         T = ws.shape[1]

@@ -14,7 +14,8 @@ class TargetLatentLoss(nn.Module):
 
     - ``form="w"``: L_t = mean over known videos of ‖w⁽ᵀ⁾ − w_g‖² / (num_ws · w_dim), the last frame's code
       pulled to w_g = w_s + g · (w_t − w_s) (where the change goes and how far; ``gain`` g = 1: the target itself,
-      g > 1 goes on past it, for a generator that draws the target's change weaker than its domain does);
+      g > 1 goes on past it, for a generator that draws the target's change weaker than its domain does; a
+      per-video gain ``[B]`` passed to :meth:`forward` / :meth:`aim` replaces it, e.g. one gain per prompt);
     - ``form="direction"``: L_t = mean over known videos of 1 − cos(w⁽ᵀ⁾ − w_s, w_t − w_s) over the flattened W+
       codes: the change must point the target's way and its size is left to the other terms.
 
@@ -29,19 +30,24 @@ class TargetLatentLoss(nn.Module):
             raise ValueError(f"target gain must be > 0, got {gain}")
         self.form, self.gain = form, float(gain)
 
-    def aim(self, w_s: torch.Tensor, w_target: torch.Tensor) -> torch.Tensor:
-        """w_g = w_s + g · (w_t − w_s): the code the ``w`` form pulls the last frame to."""
-        return w_s + self.gain * (w_target.to(w_s) - w_s)
+    def aim(self, w_s: torch.Tensor, w_target: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
+        """w_g = w_s + g · (w_t − w_s): the code the ``w`` form pulls the last frame to (w_s, w_target ``[B, num_ws,
+        w_dim]``; ``gain`` ``[B]``: one g per video, else the module's)."""
+        if gain is None:
+            return w_s + self.gain * (w_target.to(w_s) - w_s)
+        return w_s + gain.to(w_s).reshape(-1, 1, 1) * (w_target.to(w_s) - w_s)
 
     def forward(self, ws: torch.Tensor, w_s: torch.Tensor, w_target: torch.Tensor,
-                known: torch.Tensor) -> torch.Tensor:
-        """ws ``[B, T, num_ws, w_dim]``, w_s and w_target ``[B, num_ws, w_dim]``, known ``[B]`` bool."""
+                known: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
+        """ws ``[B, T, num_ws, w_dim]``, w_s and w_target ``[B, num_ws, w_dim]``, known ``[B]`` bool, gain ``[B]`` or
+        None (the module's g for every video)."""
         known = known.to(ws.device, torch.bool)
         if not bool(known.any()):
             return ws.sum() * 0.0
         last, src, tgt = ws[known, -1], w_s[known], w_target[known].to(ws)
         if self.form == "w":
-            return (last - self.aim(src, tgt)).square().flatten(1).mean(1).mean()
+            g = None if gain is None else gain.to(ws.device)[known]
+            return (last - self.aim(src, tgt, g)).square().flatten(1).mean(1).mean()
         return (1 - F.cosine_similarity((last - src).flatten(1), (tgt - src).flatten(1), dim=1, eps=1e-8)).mean()
 
 

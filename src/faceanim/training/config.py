@@ -40,6 +40,8 @@ class LossConfig:
     target_form: str = "w"        # "w": ‖w⁽ᵀ⁾ − w_t‖² (where and how far); "direction": 1 − cos of the change
                                   # and the target's change (only where; the size is left to the other terms)
     target_gain: float = 1.0      # form w: pull towards w_s + gain · (w_t − w_s) (> 1: past the target)
+    target_gains: dict = field(default_factory=dict)  # per prompt, keyed by its first wording: its own gain (the
+                                  # others: target_gain), for a generator that draws some changes weaker than others
     target_pixels: float = 0.0    # beyond the paper: λ of the last frame's squared pixel distance to the generator's
                                   # image of w_s + gain · (w_t − w_s) (needs `target_latents`)
     first_last: float = 0.0       # the official code's λ_w_reg: MSE between the first and the last frame's codes
@@ -178,6 +180,11 @@ class TrainConfig:
                                 "computed from the sampled faces' z")
         if not self.loss.target_gain > 0:
             raise FaceanimError(f"loss.target_gain must be > 0, got {self.loss.target_gain}")
+        gains = self.loss.target_gains
+        if not isinstance(gains, dict) or not all(isinstance(g, (int, float)) and not isinstance(g, bool) and g > 0
+                                                  for g in gains.values()):
+            raise FaceanimError("loss.target_gains must map prompts (their first wording) to gains > 0, got "
+                                f"{gains!r}")
         if not self.loss.target >= 0 or self.loss.target_form not in ("w", "direction"):
             raise FaceanimError("loss.target must be ≥ 0 (0 = off) and loss.target_form 'w' or 'direction', got "
                                 f"{self.loss.target!r}, {self.loss.target_form!r}")

@@ -80,6 +80,13 @@ class Trainer:
                 self.target_latents = get_target_latents(config.target_latents)
             except ValueError as exc:
                 raise FaceanimError(str(exc)) from None
+        # each prompt's target gain (loss.target_gains, keyed by its first wording; the rest: loss.target_gain)
+        gains = dict(config.loss.target_gains or {})
+        unknown = sorted(set(gains) - set(self.prompts))
+        if unknown:
+            raise FaceanimError(f"loss.target_gains: {', '.join(map(repr, unknown))} is not a prompt's first wording "
+                                f"(the prompts: {', '.join(map(repr, self.prompts))})")
+        self.prompt_gains = torch.tensor([float(gains.get(p, config.loss.target_gain)) for p in self.prompts])
         self.step = 0
         self.checkpointing = config.uses_checkpointing(generator.img_resolution)
         self.writer = None
@@ -98,7 +105,8 @@ class Trainer:
                 batch["regions"] = self.region_masks(z, first, self.G.img_resolution).to(self.device)
             if self.target_latents is not None:  # each prompt's target code on its face
                 z_target, known = self.target_latents(z, first)
-                batch["targets"] = (self.source.codes_of(z_target).to(self.device), known.to(self.device))
+                batch["targets"] = (self.source.codes_of(z_target).to(self.device), known.to(self.device),
+                                    self.prompt_gains[list(prompt_idx)].to(self.device))
             return batch
         samples = [self.source[i] for i in items]
         return {"prompts": prompts, "image": torch.stack([s["image"] for s in samples]).to(self.device),
@@ -162,7 +170,8 @@ class Trainer:
         target_images = None
         if "target_pixels" in self.loss.active and batch.get("targets") is not None:
             with torch.no_grad():  # the generator's image of where each prompt should take its face
-                target_images = self.render(self.loss.target.aim(out.w_s.detach(), batch["targets"][0]))
+                w_target, _, gain = batch["targets"]
+                target_images = self.render(self.loss.target.aim(out.w_s.detach(), w_target, gain))
         views = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 131 + self.dist.rank + 7_919)
         return self.loss(out.ws, out.w_s, frames, batch["prompts"], source, rng=views, regions=batch.get("regions"),
                          targets=batch.get("targets"), target_images=target_images)
