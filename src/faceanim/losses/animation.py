@@ -106,8 +106,9 @@ class AnimationLoss(nn.Module):
         indices of :meth:`pixel_frames`; source: the source image ``[B, 3, H, W]`` (needed by LPIPS);
         ``rng``: draws the contrastive term's random views, if it uses any; regions: each prompt's region mask
         ``[B, 1, h, w]`` (needed by the outside-region term); targets: (w_target ``[B, num_ws, w_dim]``, known
-        ``[B]``[, gain ``[B]``: each video's target gain]), each prompt's target code on its face (needed by the target terms); target_images: the generator's
-        images of the aimed codes ``[B, 3, H, W]`` (:meth:`TargetLatentLoss.aim`; needed by the target image term)."""
+        ``[B]``[, gain ``[B]``: each video's target gain]), each prompt's target code on its face (needed by the
+        target terms); target_images: the generator's images of the aimed codes ``[B, 3, H, W]``
+        (:meth:`TargetLatentLoss.aim`; needed by the target image term)."""
         active = self.active
         T = ws.shape[1]
         terms: dict[str, torch.Tensor] = {}
