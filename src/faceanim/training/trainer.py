@@ -81,7 +81,7 @@ class Trainer:
             except ValueError as exc:
                 raise FaceanimError(str(exc)) from None
         # each prompt's target gain (loss.target_gains, keyed by its first wording; the rest: loss.target_gain)
-        gains = dict(config.loss.target_gains or {})
+        gains = config.loss.target_gains
         unknown = sorted(set(gains) - set(self.prompts))
         if unknown:
             raise FaceanimError(f"loss.target_gains: {', '.join(map(repr, unknown))} is not a prompt's first wording "

@@ -240,8 +240,8 @@ class WebServer:
             files, folders = _walk(self.cache_dir)
             for f in files:
                 try:
-                    if now - f.stat().st_mtime > age and f.resolve() not in kept \
-                            and (f.name, f.stat().st_size) not in live:
+                    st = f.stat()
+                    if now - st.st_mtime > age and f.resolve() not in kept and (f.name, st.st_size) not in live:
                         f.unlink()
                         removed += 1
                 except FileNotFoundError:
